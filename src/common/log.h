@@ -1,0 +1,16 @@
+/* Structured JSON logs on stderr, one object per line, every string value redacted. */
+#ifndef REEL_LOG_H
+#define REEL_LOG_H
+
+typedef enum { REEL_LOG_DEBUG, REEL_LOG_INFO, REEL_LOG_WARN, REEL_LOG_ERROR } reel_log_level;
+
+/* Lines below this level are dropped (default INFO). */
+void reel_log_set_level(reel_log_level level);
+/* Parses "debug|info|warn|error"; returns -1 if unknown. */
+int reel_log_level_parse(const char *s);
+/* Writes {"ts":..., "level":..., "msg": msg, <fields>} to stderr. fields_fmt is a
+ * jansson json_pack format for an object ("{s:s, s:i}") or NULL for none.
+ * Thread-safe: each line is written with a single write(2). */
+void reel_log(reel_log_level level, const char *msg, const char *fields_fmt, ...);
+
+#endif

@@ -1,0 +1,90 @@
+/* reel.yaml: the one source of truth for a reel deployment.
+ *
+ * The file has two sections. `service:` configures reeld itself (listeners,
+ * auth, store, storage, limits, workers). `pipeline:` is the pipeline's own
+ * configuration, using ttv-pipeline's key names where they exist; it is kept
+ * as a JSON tree so it can be handed to a pipeline program unchanged, with
+ * only `prompt` ever overridden (see reel_config_effective). */
+#ifndef REEL_CONFIG_H
+#define REEL_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REEL_MAX_LISTEN 8
+#define REEL_MAX_TOKENS 32
+
+typedef struct {
+  char *path;               /* the file this came from (for messages) */
+
+  /* service: */
+  char *listen[REEL_MAX_LISTEN]; /* "127.0.0.1:8000" or "http://127.0.0.1:8000"; a scalar or a list in YAML */
+  int n_listen;
+  char *data_dir;           /* default "./var"; relative paths are relative to the process cwd */
+  char *mode;               /* "both" (default) | "api" | "worker" */
+  char *tokens[REEL_MAX_TOKENS]; /* service.auth.tokens: bearer tokens (required, non-empty list) */
+  int n_tokens;
+  int workers;              /* service.workers: concurrent jobs, default 2, 0..256 */
+  int max_queue_depth;      /* service.max_queue_depth: queued jobs before 429, default 1000, >= 1 */
+  int max_attempts;         /* service.max_attempts: runs per job incl. retries, default 3, 1..100 */
+  double retry_base_seconds;    /* service.retry_base_seconds: first backoff, default 1.0, > 0 */
+  double retry_max_seconds;     /* service.retry_max_seconds: backoff cap, default 300, >= base */
+  double cancel_grace_seconds;  /* service.cancel_grace_seconds: SIGTERM->SIGKILL, default 10, 0..3600 */
+  double job_timeout_seconds;   /* service.job_timeout_seconds: default 3600, > 0 */
+  int max_prompt_chars;     /* service.max_prompt_chars: default 2000, 1..1000000 */
+  size_t max_body_bytes;    /* service.max_body_bytes: request body cap, default 65536, >= 1024 */
+  size_t max_header_bytes;  /* service.max_header_bytes: request head cap, default 16384, >= 1024 */
+  double header_timeout_seconds; /* service.header_timeout_seconds: default 10, > 0 */
+  double idle_timeout_seconds;   /* service.idle_timeout_seconds: keep-alive idle, default 60, > 0 */
+  int max_connections;      /* service.max_connections: default 10000, >= 1 */
+  int artifact_url_ttl_seconds; /* service.artifact_url_ttl_seconds: default 3600, 60..604800 */
+  char *public_base_url;    /* service.public_base_url: e.g. "https://reel.example.com"; default
+                               derived from the first listener, "http://HOST:PORT" */
+  char *signing_key;        /* service.signing_key: HMAC key for download URLs; NULL = generate
+                               once and keep in data_dir/signing.key */
+  size_t max_log_lines;     /* service.max_log_lines: per job log cap, default 10000, >= 10 */
+  size_t max_log_line_bytes; /* service.max_log_line_bytes: default 4096, >= 80 */
+  int keep_failed_workspaces; /* service.keep_failed_workspaces: default false */
+  char *log_level;          /* service.log_level: debug|info|warn|error, default "info" */
+  char *docs_dir;           /* service.docs_dir: Swagger UI assets; NULL = next to the binary */
+
+  /* service.database: */
+  char *database_backend;   /* service.database.backend: "sqlite" (default) */
+  char *database_path;      /* service.database.path: default "<data_dir>/reel.db" */
+
+  /* service.storage: */
+  char *storage_backend;    /* service.storage.backend: "local" (default) */
+  char *storage_prefix;     /* service.storage.prefix: object key prefix, default "reel" */
+  char *storage_path;       /* service.storage.path: local root, default "<data_dir>/artifacts" */
+
+  /* pipeline: the whole section as given (an object), for the pipeline program. */
+  json_t *pipeline;
+  /* Parsed views of pipeline keys reel itself acts on: */
+  char *default_backend;    /* pipeline.default_backend: "local" (default) | "command" */
+  char **command_argv;      /* pipeline.command: NULL-terminated argv, required for "command" */
+  int command_argc;
+} reel_config;
+
+/* Loads and validates path. On success returns 0 and fills *out (free with
+ * reel_config_free). On failure returns REEL_ECONFIG and writes one line into
+ * err (errlen bytes), "FILE:LINE: KEY: what is wrong (what to do)", e.g.
+ * "reel.yaml:7: service.workers: expected an integer from 0 to 256, got \"many\"". */
+int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen);
+/* Same, from a YAML string in memory; `name` stands for the file in messages. */
+int reel_config_load_string(const char *yaml, size_t len, const char *name, reel_config *out,
+                            char *err, size_t errlen);
+/* Releases everything the config owns. */
+void reel_config_free(reel_config *cfg);
+
+/* Builds a job's effective pipeline config: a new copy of `pipeline` where
+ * `prompt` is replaced by cli_prompt if non-NULL, then by http_prompt if
+ * non-NULL (HTTP > CLI > config). Nothing else changes; an absent override
+ * leaves the key as it was (or absent). Returns a new reference, NULL on OOM. */
+json_t *reel_config_effective(const json_t *pipeline, const char *cli_prompt, const char *http_prompt);
+
+/* Serialises a JSON object as YAML (block style, strings always quoted safely)
+ * into a heap string. Returns NULL on failure. */
+char *reel_config_to_yaml(const json_t *object);
+
+#endif
