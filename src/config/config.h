@@ -4,7 +4,11 @@
  * auth, store, storage, limits, workers). `pipeline:` is the pipeline's own
  * configuration, using ttv-pipeline's key names where they exist; it is kept
  * as a JSON tree so it can be handed to a pipeline program unchanged, with
- * only `prompt` ever overridden (see reel_config_effective). */
+ * only `prompt` ever overridden (see reel_config_effective).
+ *
+ * An empty value (or null, ~) keeps a key's default. The file is capped at
+ * 1 MiB and 32 levels of nesting; anchors/aliases, tags other than !!str and
+ * more than one YAML document are refused, as are duplicate keys. */
 #ifndef REEL_CONFIG_H
 #define REEL_CONFIG_H
 
@@ -39,8 +43,10 @@ typedef struct {
   double idle_timeout_seconds;   /* service.idle_timeout_seconds: keep-alive idle, default 60, > 0 */
   int max_connections;      /* service.max_connections: default 10000, >= 1 */
   int artifact_url_ttl_seconds; /* service.artifact_url_ttl_seconds: default 3600, 60..604800 */
-  char *public_base_url;    /* service.public_base_url: e.g. "https://reel.example.com"; default
-                               derived from the first listener, "http://HOST:PORT" */
+  char *public_base_url;    /* service.public_base_url: e.g. "https://reel.example.com" (must start
+                               with http:// or https://; a trailing slash is removed); default
+                               derived from the first listener, "http://HOST:PORT", or NULL when
+                               that listener's port is 0: the server fills it in once bound */
   char *signing_key;        /* service.signing_key: HMAC key for download URLs; NULL = generate
                                once and keep in data_dir/signing.key */
   size_t max_log_lines;     /* service.max_log_lines: per job log cap, default 10000, >= 10 */
@@ -69,7 +75,9 @@ typedef struct {
 /* Loads and validates path. On success returns 0 and fills *out (free with
  * reel_config_free). On failure returns REEL_ECONFIG and writes one line into
  * err (errlen bytes), "FILE:LINE: KEY: what is wrong (what to do)", e.g.
- * "reel.yaml:7: service.workers: expected an integer from 0 to 256, got \"many\"". */
+ * "reel.yaml:7: service.workers: expected an integer from 0 to 256, got \"many\"".
+ * (REEL_ENOMEM if memory runs out.) After a failure *out is zeroed, so
+ * reel_config_free on it is harmless. */
 int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen);
 /* Same, from a YAML string in memory; `name` stands for the file in messages. */
 int reel_config_load_string(const char *yaml, size_t len, const char *name, reel_config *out,
@@ -79,12 +87,15 @@ void reel_config_free(reel_config *cfg);
 
 /* Builds a job's effective pipeline config: a new copy of `pipeline` where
  * `prompt` is replaced by cli_prompt if non-NULL, then by http_prompt if
- * non-NULL (HTTP > CLI > config). Nothing else changes; an absent override
- * leaves the key as it was (or absent). Returns a new reference, NULL on OOM. */
+ * non-NULL (HTTP > CLI > config); a NULL pipeline counts as an empty one.
+ * Nothing else changes; an absent override
+ * leaves the key as it was (or absent). Returns a new reference; NULL on OOM,
+ * if pipeline is not an object, or if a prompt is not valid UTF-8. */
 json_t *reel_config_effective(const json_t *pipeline, const char *cli_prompt, const char *http_prompt);
 
 /* Serialises a JSON object as YAML (block style, strings always quoted safely)
- * into a heap string. Returns NULL on failure. */
+ * into a heap string. Returns NULL on failure. Strings are double-quoted with
+ * escapes, so any text reads back unchanged; reals always carry a '.'. */
 char *reel_config_to_yaml(const json_t *object);
 
 #endif

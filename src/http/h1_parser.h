@@ -12,6 +12,7 @@
 #define REEL_H1_PARSER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 
@@ -29,8 +30,9 @@ typedef struct {
 
 typedef struct {
   /* Set once the head is complete (also when the call returns REEL_EAGAIN
-   * waiting for the body). Slices point into the caller's data buffer and stay
-   * valid while that buffer is unchanged. */
+   * waiting for the body). Slices point into the data buffer of the latest call
+   * (a buffer that moved between calls is fine) and stay valid while that buffer
+   * is unchanged. */
   int head_complete;
   reel_slice method;  /* token, e.g. "GET" */
   reel_slice target;  /* request-target as sent, e.g. "/v1/jobs?limit=2" */
@@ -48,6 +50,13 @@ typedef struct {
   reel_buf body;
   /* internal: where the head ended, so a second call need not rescan it */
   size_t head_len_;
+  /* internal, set by reel_h1_request_init and the parser; callers leave them alone */
+  size_t max_header_bytes_;
+  size_t head_scanned_;         /* the search for the head's end resumes here */
+  uintptr_t head_data_;         /* the buffer the slices point into (re-pointed if it moves) */
+  size_t chunk_resume_;         /* chunked: offset of the first chunk not yet decoded */
+  size_t chunk_extension_bytes_; /* chunked: extension bytes in the chunks decoded so far */
+  size_t trailer_scanned_;      /* chunked: the search for the trailers' end resumes here */
 } reel_h1_request;
 
 /* Prepares req for a first parse call (body buffer capped at limits->max_body_bytes). */
@@ -62,12 +71,15 @@ void reel_h1_request_free(reel_h1_request *req);
  *   REEL_EPARSE             malformed request or framing (400, then close), including
  *                           both Content-Length and Transfer-Encoding, conflicting
  *                           Content-Lengths, bad chunk sizes, obs-fold, bare LF in the
- *                           head, control characters in the target, a non-origin
- *                           target other than "*" for OPTIONS;
+ *                           head, control characters in the target, a target that is
+ *                           neither origin-form, absolute-form (http/https: its path is
+ *                           used) nor "*" for OPTIONS, a missing (HTTP/1.1) or repeated Host;
  *   REEL_EHEADERS_TOO_LARGE head over max_header_bytes or too many headers (431);
  *   REEL_ETOOBIG            body over max_body_bytes, known as early as possible (413);
  *   REEL_EUNSUPPORTED       a transfer coding other than chunked (501), or an HTTP
- *                           version other than 1.0/1.1 (505 — see req->minor_version = -1). */
+ *                           version other than 1.0/1.1 (505 — see req->minor_version = -1);
+ *   REEL_ENOMEM, REEL_EINVAL out of memory, or data shorter than the head an earlier call saw
+ *                           (500, then close). */
 int reel_h1_parse_request(const char *data, size_t len, reel_h1_request *req);
 
 /* Returns the value of the first header named name (case-insensitive), or an

@@ -1,0 +1,42 @@
+# The two commands a newcomer needs:
+#   make run    install what is missing, build, and serve on http://127.0.0.1:8000
+#   make test   install what is missing, build, and run every test through CTest
+JOBS ?= 2
+BUILD ?= build
+SAN_BUILD ?= build-asan
+
+.PHONY: all build run test test-asan deps test-deps fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREEL_FUZZ=$(if $(shell command -v clang),ON,OFF) \
+	  -DCMAKE_C_COMPILER=$(if $(shell command -v clang),clang,cc)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	$(BUILD)/reeld --config reel.yaml
+
+test: test-deps build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer (CI runs both).
+test-asan: test-deps
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DREEL_SANITIZE=ON -DREEL_FUZZ=OFF
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

@@ -1,0 +1,151 @@
+/* Signed artifact downloads: GET/HEAD /v1/files/{id}/{name}?expires=&signature=.
+ * No bearer token: the HMAC signature is the credential. Supports single byte
+ * ranges (206/416), ETag and If-None-Match (304). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "api/validate.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/random.h"
+#include "storage/url_signer.h"
+
+typedef struct {
+  reel_job_op op; /* first */
+  reel_app *app;
+  reel_http_request *req;
+} file_call;
+
+/* Parses a single "bytes=" range against size. Returns 1 with [*start, *end]
+ * (inclusive) set, 0 when the header should be ignored (absent, multiple
+ * ranges, other units), -1 when unsatisfiable. */
+static int parse_range(reel_slice h, int64_t size, int64_t *start, int64_t *end) {
+  if (!h.ptr || h.len < 7 || strncmp(h.ptr, "bytes=", 6) != 0 || memchr(h.ptr, ',', h.len)) return 0;
+  char spec[64];
+  size_t n = h.len - 6 < sizeof spec - 1 ? h.len - 6 : sizeof spec - 1;
+  memcpy(spec, h.ptr + 6, n);
+  spec[n] = '\0';
+  char *dash = strchr(spec, '-');
+  if (!dash) return 0;
+  *dash = '\0';
+  long long a = -1, b = -1;
+  if (spec[0] && reel_validate_int(spec, 0, INT64_MAX, &a) != 0) return 0;
+  if (dash[1] && reel_validate_int(dash + 1, 0, INT64_MAX, &b) != 0) return 0;
+  if (a < 0 && b < 0) return 0;
+  if (a < 0) { /* suffix: last b bytes */
+    if (b == 0 || size == 0) return -1;
+    *start = b >= size ? 0 : size - b;
+    *end = size - 1;
+    return 1;
+  }
+  if (a >= size) return -1;
+  if (b >= 0 && b < a) return 0;
+  *start = a;
+  *end = b < 0 || b >= size ? size - 1 : b;
+  return 1;
+}
+
+static void file_done(reel_job_op *op, int result) {
+  file_call *c = op->data;
+  reel_http_request *req = c->req;
+  reel_app *app = c->app;
+  int fd = -1;
+  if (result != 0 || op->job.status != REEL_JOB_FINISHED || !op->job.artifact_key ||
+      app->storage->ops->open_read(app->storage, op->job.artifact_key, &fd) != 0) {
+    reel_http_send_problem(req, 404, "file-not-found", "File not found", "the artifact no longer exists");
+    goto out;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    reel_http_send_problem(req, 404, "file-not-found", "File not found", "the artifact no longer exists");
+    goto out;
+  }
+  char etag[64];
+  snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
+           (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec);
+  reel_http_response resp;
+  reel_slice inm = reel_http_request_header(req, "If-None-Match");
+  if (inm.ptr && (reel_slice_eq(inm, etag) || reel_slice_eq(inm, "*"))) {
+    close(fd);
+    reel_http_response_init(&resp, 304);
+    reel_http_response_add_header(&resp, "ETag", etag);
+    reel_http_send(req, &resp);
+    goto out;
+  }
+  int64_t size = st.st_size, start = 0, end = size - 1;
+  int range = parse_range(reel_http_request_header(req, "Range"), size, &start, &end);
+  reel_slice if_range = reel_http_request_header(req, "If-Range");
+  if (range != 0 && if_range.ptr && !reel_slice_eq(if_range, etag)) range = 0; /* changed: send it whole */
+  char value[96];
+  if (range < 0) {
+    close(fd);
+    snprintf(value, sizeof value, "bytes */%lld", (long long)size);
+    reel_http_send_problem_with_headers(req, 416, "range-not-satisfiable", "Range not satisfiable",
+                                        "the requested range is outside the file", "Content-Range", value, NULL);
+    goto out;
+  }
+  reel_http_response_init(&resp, range ? 206 : 200);
+  reel_http_response_add_header(&resp, "Content-Type", "video/mp4");
+  reel_http_response_add_header(&resp, "Accept-Ranges", "bytes");
+  reel_http_response_add_header(&resp, "ETag", etag);
+  reel_http_response_add_header(&resp, "Cache-Control", "private, max-age=0");
+  if (range) {
+    snprintf(value, sizeof value, "bytes %lld-%lld/%lld", (long long)start, (long long)end, (long long)size);
+    reel_http_response_add_header(&resp, "Content-Range", value);
+  }
+  resp.file_fd = fd;
+  resp.file_offset = start;
+  resp.file_length = size ? end - start + 1 : 0;
+  resp.head_only = reel_slice_eq(req->method, "HEAD");
+  reel_http_send(req, &resp);
+out:
+  reel_job_op_cleanup(op);
+  free(c);
+}
+
+void reel_api_download_file(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  char *expires = NULL, *signature = NULL;
+  long long expires_at = 0;
+  char id[32], name[64];
+  int ok = reel_job_id_valid(p->id.ptr, p->id.len) && p->name.len < sizeof name;
+  if (ok) {
+    memcpy(id, p->id.ptr, p->id.len);
+    id[p->id.len] = '\0';
+    memcpy(name, p->name.ptr, p->name.len);
+    name[p->name.len] = '\0';
+  }
+  int verdict = REEL_EINVAL;
+  if (ok && reel_http_query_param(req, "expires", &expires) == 1 &&
+      reel_http_query_param(req, "signature", &signature) == 1 &&
+      reel_validate_int(expires, 0, INT64_MAX, &expires_at) == 0)
+    verdict = reel_url_verify(app->signing_key, sizeof app->signing_key, id, name, expires_at, signature,
+                              reel_now_ms() / 1000);
+  free(expires);
+  free(signature);
+  if (verdict != 0) {
+    reel_http_send_problem(req, 403, verdict == REEL_ETIMEOUT ? "url-expired" : "bad-signature",
+                           verdict == REEL_ETIMEOUT ? "URL expired" : "Invalid signature",
+                           verdict == REEL_ETIMEOUT ? "this download URL has expired; ask /v1/jobs/{id}/artifact for a new one"
+                                                    : "the URL's signature does not match; ask /v1/jobs/{id}/artifact for a URL");
+    return;
+  }
+  file_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
+    return;
+  }
+  reel_job_op_init(&c->op, REEL_JOB_OP_GET);
+  memcpy(c->op.id, id, sizeof c->op.id);
+  c->op.cb = file_done;
+  c->op.data = c;
+  c->app = app;
+  c->req = req;
+  reel_jobs_run(&app->jobs, &c->op);
+}

@@ -1,0 +1,304 @@
+/* The /v1/jobs handlers (seed 000's contract). Each turns a request into one
+ * job operation and its result into a response; status codes for every
+ * failure are decided here and nowhere else. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/validate.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/random.h"
+
+typedef struct {
+  reel_job_op op; /* first */
+  reel_app *app;
+  reel_http_request *req;
+  int64_t expires_in;
+  int redirect;
+} api_call;
+
+static api_call *call_new(reel_app *app, reel_http_request *req, reel_job_op_kind kind,
+                          void (*cb)(reel_job_op *, int)) {
+  api_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
+    return NULL;
+  }
+  reel_job_op_init(&c->op, kind);
+  c->op.cb = cb;
+  c->op.data = c;
+  c->app = app;
+  c->req = req;
+  return c;
+}
+
+static void call_free(api_call *c) {
+  reel_job_op_cleanup(&c->op);
+  free(c);
+}
+
+static void send_json_value(reel_http_request *req, int status, json_t *value) {
+  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  if (text) reel_http_send_json(req, status, text);
+  else reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
+  free(text);
+  json_decref(value);
+}
+
+/* Answers the common failures of a job operation; returns 1 when it did. */
+static int send_op_error(reel_http_request *req, int result) {
+  if (result == 0) return 0;
+  if (result == REEL_ENOTFOUND)
+    reel_http_send_problem(req, 404, "job-not-found", "Job not found", "no job has this id");
+  else
+    reel_http_send_problem(req, 503, "store-unavailable", "Job store unavailable",
+                           "the job store could not complete the operation; try again");
+  return 1;
+}
+
+static int valid_job_id(reel_http_request *req, const reel_route_params *p) {
+  if (reel_job_id_valid(p->id.ptr, p->id.len)) return 1;
+  reel_http_send_problem(req, 404, "job-not-found", "Job not found", "no job has this id");
+  return 0;
+}
+
+/* ---- POST /v1/jobs ---- */
+
+static void create_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  if (result == REEL_EBUSY) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "the queue holds %lld jobs, the most service.max_queue_depth allows; retry later",
+             (long long)op->counts[REEL_JOB_QUEUED]);
+    reel_http_send_problem_with_headers(c->req, 429, "queue-full", "Queue full", detail, "Retry-After", "5", NULL);
+  } else if (!send_op_error(c->req, result)) {
+    char created[40], location[64];
+    reel_rfc3339(op->job.created_ms, created, sizeof created);
+    snprintf(location, sizeof location, "/v1/jobs/%s", op->job.id);
+    json_t *body = json_pack("{s:s, s:s, s:s}", "id", op->job.id, "status", "queued", "created_at", created);
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    reel_http_response resp;
+    reel_http_response_init(&resp, 202);
+    reel_http_response_add_header(&resp, "Content-Type", "application/json");
+    reel_http_response_add_header(&resp, "Location", location);
+    if (text) reel_buf_append_str(&resp.body, text);
+    free(text);
+    reel_http_send(c->req, &resp);
+  }
+  call_free(c);
+}
+
+void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  (void)p;
+  reel_slice ct = reel_http_request_header(req, "Content-Type");
+  if (!ct.ptr || !reel_validate_is_json_content_type(ct)) {
+    reel_http_send_problem(req, 415, "unsupported-media-type", "Unsupported media type",
+                           "send the body as Content-Type: application/json");
+    return;
+  }
+  char detail[256], *prompt = NULL;
+  int rc = reel_validate_job_request(req->body.ptr, req->body.len, app->cfg->max_prompt_chars, &prompt, detail,
+                                     sizeof detail);
+  if (rc != 0) {
+    reel_http_send_problem(req, 400, "invalid-request", "Invalid request", rc == REEL_EPARSE ? detail : "out of memory");
+    return;
+  }
+  api_call *c = call_new(app, req, REEL_JOB_OP_SUBMIT, create_done);
+  if (!c) {
+    free(prompt);
+    return;
+  }
+  c->op.prompt = prompt;
+  reel_jobs_run(&app->jobs, &c->op);
+}
+
+/* ---- GET /v1/jobs ---- */
+
+static void list_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  if (!send_op_error(c->req, result)) {
+    json_t *jobs = json_array();
+    for (int i = 0; i < op->n_list; i++) json_array_append_new(jobs, reel_job_to_json(&op->list[i]));
+    json_t *body = json_object();
+    json_object_set_new(body, "jobs", jobs);
+    if (op->next_seq > 0) {
+      char cursor[32];
+      snprintf(cursor, sizeof cursor, "s%lld", (long long)op->next_seq);
+      json_object_set_new(body, "next_cursor", json_string(cursor));
+    } else {
+      json_object_set_new(body, "next_cursor", json_null());
+    }
+    send_json_value(c->req, 200, body);
+  }
+  call_free(c);
+}
+
+void reel_api_list_jobs(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  (void)p;
+  char *status = NULL, *limit = NULL, *cursor = NULL;
+  int status_filter = -1;
+  long long limit_value = 20, before = 0;
+  const char *problem = NULL;
+  if (reel_http_query_param(req, "status", &status) < 0 ||
+      (status && (status_filter = reel_job_status_parse(status)) < 0))
+    problem = "status must be one of queued, started, progress, finished, failed, canceled";
+  else if (reel_http_query_param(req, "limit", &limit) < 0 ||
+           (limit && reel_validate_int(limit, 1, 100, &limit_value) != 0))
+    problem = "limit must be an integer from 1 to 100";
+  else if (reel_http_query_param(req, "cursor", &cursor) < 0 ||
+           (cursor && (cursor[0] != 's' || reel_validate_int(cursor + 1, 1, INT64_MAX, &before) != 0)))
+    problem = "cursor is not one this server issued; use next_cursor from a previous page";
+  free(status);
+  free(limit);
+  free(cursor);
+  if (problem) {
+    reel_http_send_problem(req, 400, "invalid-query", "Invalid query parameter", problem);
+    return;
+  }
+  api_call *c = call_new(app, req, REEL_JOB_OP_LIST, list_done);
+  if (!c) return;
+  c->op.status_filter = status_filter;
+  c->op.limit = (int)limit_value;
+  c->op.before_seq = before;
+  reel_jobs_run(&app->jobs, &c->op);
+}
+
+/* ---- GET /v1/jobs/{id} ---- */
+
+static void get_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  if (!send_op_error(c->req, result)) send_json_value(c->req, 200, reel_job_to_json(&op->job));
+  call_free(c);
+}
+
+static api_call *call_for_job(reel_app *app, reel_http_request *req, const reel_route_params *p,
+                              reel_job_op_kind kind, void (*cb)(reel_job_op *, int)) {
+  if (!valid_job_id(req, p)) return NULL;
+  api_call *c = call_new(app, req, kind, cb);
+  if (c) {
+    memcpy(c->op.id, p->id.ptr, p->id.len);
+    c->op.id[p->id.len] = '\0';
+  }
+  return c;
+}
+
+void reel_api_get_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, get_done);
+  if (c) reel_jobs_run(&app->jobs, &c->op);
+}
+
+/* ---- GET /v1/jobs/{id}/artifact ---- */
+
+static void artifact_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  reel_app *app = c->app;
+  if (send_op_error(c->req, result)) goto out;
+  if (op->job.status != REEL_JOB_FINISHED || !op->job.artifact_key) {
+    reel_http_send_problem(c->req, 404, "artifact-not-ready", "Artifact not ready",
+                           "the job has no artifact yet; it appears when the job is finished");
+    goto out;
+  }
+  char *url = NULL;
+  int64_t expires_at = reel_now_ms() / 1000 + c->expires_in;
+  if (app->storage->ops->download_url(app->storage, op->job.artifact_key, op->job.id, "final_video.mp4", expires_at,
+                                      &url) != 0) {
+    reel_http_send_problem(c->req, 503, "storage-unavailable", "Storage unavailable", "could not make a download URL");
+    goto out;
+  }
+  json_t *body = json_object();
+  json_object_set_new(body, "artifact_uri", json_string(op->job.artifact_uri ? op->job.artifact_uri : ""));
+  json_object_set_new(body, "gcs_uri", op->job.gcs_uri ? json_string(op->job.gcs_uri) : json_null());
+  json_object_set_new(body, "url", json_string(url));
+  json_object_set_new(body, "expires_in", json_integer(c->expires_in));
+  if (c->redirect) {
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    reel_http_response resp;
+    reel_http_response_init(&resp, 302);
+    reel_http_response_add_header(&resp, "Location", url);
+    reel_http_response_add_header(&resp, "Content-Type", "application/json");
+    reel_http_response_add_header(&resp, "Cache-Control", "no-store");
+    if (text) reel_buf_append_str(&resp.body, text);
+    free(text);
+    reel_http_send(c->req, &resp);
+  } else {
+    send_json_value(c->req, 200, body);
+  }
+  free(url);
+out:
+  call_free(c);
+}
+
+void reel_api_get_artifact(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  char *expires = NULL, *redirect = NULL;
+  long long expires_in = app->cfg->artifact_url_ttl_seconds;
+  int redirect_value = 0;
+  const char *problem = NULL;
+  if (reel_http_query_param(req, "expires_in", &expires) < 0 ||
+      (expires && reel_validate_int(expires, 60, 604800, &expires_in) != 0))
+    problem = "expires_in must be an integer number of seconds from 60 to 604800 (7 days)";
+  else if (reel_http_query_param(req, "redirect", &redirect) < 0 ||
+           (redirect && reel_validate_bool(redirect, &redirect_value) != 0))
+    problem = "redirect must be true or false";
+  free(expires);
+  free(redirect);
+  if (problem) {
+    reel_http_send_problem(req, 400, "invalid-query", "Invalid query parameter", problem);
+    return;
+  }
+  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, artifact_done);
+  if (!c) return;
+  c->expires_in = expires_in;
+  c->redirect = redirect_value;
+  reel_jobs_run(&app->jobs, &c->op);
+}
+
+/* ---- GET /v1/jobs/{id}/logs ---- */
+
+static void logs_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  if (!send_op_error(c->req, result)) {
+    json_t *body = json_object();
+    json_object_set(body, "lines", op->lines ? op->lines : json_array());
+    send_json_value(c->req, 200, body);
+  }
+  call_free(c);
+}
+
+void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  char *tail = NULL;
+  long long tail_value = 100;
+  if (reel_http_query_param(req, "tail", &tail) < 0 || (tail && reel_validate_int(tail, 0, 10000, &tail_value) != 0)) {
+    free(tail);
+    reel_http_send_problem(req, 400, "invalid-query", "Invalid query parameter",
+                           "tail must be an integer number of lines from 0 to 10000");
+    return;
+  }
+  free(tail);
+  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_LOGS, logs_done);
+  if (!c) return;
+  c->op.tail = (int)tail_value;
+  reel_jobs_run(&app->jobs, &c->op);
+}
+
+/* ---- POST /v1/jobs/{id}/cancel ---- */
+
+static void cancel_done(reel_job_op *op, int result) {
+  api_call *c = op->data;
+  if (result == REEL_ECONFLICT) {
+    char detail[128];
+    snprintf(detail, sizeof detail, "the job is already %s", reel_job_status_name(op->job.status));
+    reel_http_send_problem(c->req, 409, "job-already-ended", "Job already ended", detail);
+  } else if (!send_op_error(c->req, result)) {
+    reel_http_send_json(c->req, 200, "{\"ok\":true}");
+  }
+  call_free(c);
+}
+
+void reel_api_cancel_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
+  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_CANCEL, cancel_done);
+  if (c) reel_jobs_run(&app->jobs, &c->op);
+}

@@ -1,0 +1,120 @@
+/* Request validation for the jobs API. Separate from the handlers so every
+ * rule is unit-tested and the JSON path is fuzzed (fuzz/fuzz_job_request.c). */
+#include "api/validate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+
+int reel_validate_is_json_content_type(reel_slice ct) {
+  size_t n = 0;
+  while (n < ct.len && ct.ptr[n] != ';' && ct.ptr[n] != ' ' && ct.ptr[n] != '\t') n++;
+  return n == 16 && strncasecmp(ct.ptr, "application/json", 16) == 0;
+}
+
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+/* Counts UTF-8 code points (jansson has already validated the encoding). */
+static size_t utf8_chars(const char *s, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) count++;
+  return count;
+}
+
+int reel_validate_job_request(const char *body, size_t len, int max_chars, char **prompt, char *detail,
+                              size_t detail_len) {
+  *prompt = NULL;
+  json_error_t jerr;
+  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    if (jerr.position > 0 && strstr(jerr.text, "UTF-8"))
+      snprintf(detail, detail_len, "the body is not valid UTF-8");
+    else if (strstr(jerr.text, "duplicate"))
+      snprintf(detail, detail_len, "the body has a duplicate key");
+    else
+      snprintf(detail, detail_len, "the body is not valid JSON (line %d, column %d: %s)", jerr.line, jerr.column,
+               jerr.text);
+    return REEL_EPARSE;
+  }
+  int rc = REEL_EPARSE;
+  if (!json_is_object(root)) {
+    snprintf(detail, detail_len, "the body must be a JSON object like {\"prompt\": \"...\"}");
+    goto out;
+  }
+  const char *key;
+  json_t *value;
+  json_object_foreach(root, key, value) {
+    if (strcmp(key, "prompt") != 0) {
+      char shown[64];
+      snprintf(shown, sizeof shown, "%s", key);
+      snprintf(detail, detail_len,
+               "unknown field \"%s\": only \"prompt\" is accepted; everything else comes from the server's configuration",
+               shown);
+      goto out;
+    }
+  }
+  value = json_object_get(root, "prompt");
+  if (!value) {
+    snprintf(detail, detail_len, "the field \"prompt\" is required");
+    goto out;
+  }
+  if (!json_is_string(value)) {
+    snprintf(detail, detail_len, "\"prompt\" must be a string");
+    goto out;
+  }
+  const char *s = json_string_value(value);
+  size_t n = json_string_length(value);
+  if (strlen(s) != n) {
+    snprintf(detail, detail_len, "\"prompt\" must not contain NUL characters");
+    goto out;
+  }
+  while (n && is_space((unsigned char)*s)) s++, n--;
+  while (n && is_space((unsigned char)s[n - 1])) n--;
+  if (n == 0) {
+    snprintf(detail, detail_len, "\"prompt\" must not be empty or only whitespace");
+    goto out;
+  }
+  size_t chars = utf8_chars(s, n);
+  if (chars > (size_t)max_chars) {
+    snprintf(detail, detail_len, "\"prompt\" has %zu characters; the limit is %d (service.max_prompt_chars)", chars,
+             max_chars);
+    goto out;
+  }
+  *prompt = malloc(n + 1);
+  if (!*prompt) {
+    rc = REEL_ENOMEM;
+    goto out;
+  }
+  memcpy(*prompt, s, n);
+  (*prompt)[n] = '\0';
+  rc = 0;
+out:
+  json_decref(root);
+  return rc;
+}
+
+int reel_validate_int(const char *s, long long min, long long max, long long *out) {
+  if (!s || !*s || strlen(s) > 20) return REEL_EINVAL;
+  for (const char *p = s; *p; p++)
+    if (!isdigit((unsigned char)*p) && !(p == s && *p == '-')) return REEL_EINVAL;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || end == s || v < min || v > max) return REEL_EINVAL;
+  *out = v;
+  return 0;
+}
+
+int reel_validate_bool(const char *s, int *out) {
+  if (!s) return REEL_EINVAL;
+  if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) return *out = 1, 0;
+  if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) return *out = 0, 0;
+  return REEL_EINVAL;
+}

@@ -1,0 +1,1088 @@
+/* Loads reel.yaml into a reel_config and refuses anything it does not
+ * understand, naming file, line and key, so an operator learns about a typo at
+ * start-up rather than from a job that misbehaves. Every key is declared once,
+ * in service_keys[] and pipeline_keys[] below; the code that reads, checks,
+ * defaults and frees values works from those tables. The YAML itself is parsed
+ * by yaml_tree.c. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/error.h"
+#include "config/yaml_tree.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8000"
+#define NO_MAXIMUM (-1.0) /* only the field's C type limits the value */
+#define PATH_SIZE 256     /* dotted key paths in messages, e.g. "pipeline.google_veo.model" */
+#define SHOWN_VALUE_CHARS 40
+
+/* ---- The service: keys ------------------------------------------------- */
+
+typedef enum {
+  VALUE_SECTION, /* a mapping of further keys, declared below it in the table */
+  VALUE_STRING,  /* char *: any scalar, kept as written */
+  VALUE_CHOICE,  /* char *: one of `choices` */
+  VALUE_URL,     /* char *: http:// or https:// URL, trailing slash removed */
+  VALUE_INT,     /* int: a plain integer within bounds */
+  VALUE_SIZE,    /* size_t: a plain integer within bounds */
+  VALUE_SECONDS, /* double: an integer or a decimal number within bounds */
+  VALUE_BOOLEAN, /* int: true/false/yes/no */
+  VALUE_LISTEN,  /* listen[]/n_listen: one address or a list of them */
+  VALUE_TOKENS,  /* tokens[]/n_tokens: a list of bearer tokens */
+} value_type;
+
+typedef struct {
+  const char *name; /* the full dotted key, "service.workers" */
+  value_type type;
+  size_t offset; /* of the field in reel_config */
+  const char *default_text;
+  double default_number;
+  double minimum;
+  double maximum;        /* inclusive, or NO_MAXIMUM */
+  int above_minimum;     /* the value must be > minimum rather than >= */
+  const char *choices;   /* VALUE_CHOICE: "api|worker|both" */
+  const char *not_yet;   /* VALUE_CHOICE: planned values that are refused for now */
+  int may_be_empty;      /* VALUE_STRING: "" is a meaningful value */
+  int secret;            /* never repeat the value in a message */
+} service_key;
+
+#define FIELD(field) offsetof(reel_config, field)
+#define SECTION(key) {.name = key, .type = VALUE_SECTION}
+#define STRING(key, field, default_value) \
+  {.name = key, .type = VALUE_STRING, .offset = FIELD(field), .default_text = default_value}
+#define CHOICE(key, field, default_value, allowed, planned)                                     \
+  {.name = key, .type = VALUE_CHOICE, .offset = FIELD(field), .default_text = default_value, \
+   .choices = allowed, .not_yet = planned}
+#define INTEGER(key, field, default_value, low, high)                                         \
+  {.name = key, .type = VALUE_INT, .offset = FIELD(field), .default_number = default_value, \
+   .minimum = low, .maximum = high}
+#define SIZE(key, field, default_value, low, high)                                             \
+  {.name = key, .type = VALUE_SIZE, .offset = FIELD(field), .default_number = default_value, \
+   .minimum = low, .maximum = high}
+#define SECONDS(key, field, default_value, low, high, above)                                     \
+  {.name = key, .type = VALUE_SECONDS, .offset = FIELD(field), .default_number = default_value, \
+   .minimum = low, .maximum = high, .above_minimum = above}
+#define BOOLEAN(key, field, default_value) \
+  {.name = key, .type = VALUE_BOOLEAN, .offset = FIELD(field), .default_number = default_value}
+
+static const service_key service_keys[] = {
+    {.name = "service.listen", .type = VALUE_LISTEN},
+    STRING("service.data_dir", data_dir, "./var"),
+    CHOICE("service.mode", mode, "both", "api|worker|both", NULL),
+    SECTION("service.auth"),
+    {.name = "service.auth.tokens", .type = VALUE_TOKENS, .secret = 1},
+    INTEGER("service.workers", workers, 2, 0, 256),
+    INTEGER("service.max_queue_depth", max_queue_depth, 1000, 1, NO_MAXIMUM),
+    INTEGER("service.max_attempts", max_attempts, 3, 1, 100),
+    SECONDS("service.retry_base_seconds", retry_base_seconds, 1.0, 0, NO_MAXIMUM, 1),
+    SECONDS("service.retry_max_seconds", retry_max_seconds, 300, 0, NO_MAXIMUM, 1),
+    SECONDS("service.cancel_grace_seconds", cancel_grace_seconds, 10, 0, 3600, 0),
+    SECONDS("service.job_timeout_seconds", job_timeout_seconds, 3600, 0, NO_MAXIMUM, 1),
+    INTEGER("service.max_prompt_chars", max_prompt_chars, 2000, 1, 1000000),
+    SIZE("service.max_body_bytes", max_body_bytes, 65536, 1024, NO_MAXIMUM),
+    SIZE("service.max_header_bytes", max_header_bytes, 16384, 1024, NO_MAXIMUM),
+    SECONDS("service.header_timeout_seconds", header_timeout_seconds, 10, 0, NO_MAXIMUM, 1),
+    SECONDS("service.idle_timeout_seconds", idle_timeout_seconds, 60, 0, NO_MAXIMUM, 1),
+    INTEGER("service.max_connections", max_connections, 10000, 1, NO_MAXIMUM),
+    INTEGER("service.artifact_url_ttl_seconds", artifact_url_ttl_seconds, 3600, 60, 604800),
+    {.name = "service.public_base_url", .type = VALUE_URL, .offset = FIELD(public_base_url)},
+    {.name = "service.signing_key", .type = VALUE_STRING, .offset = FIELD(signing_key), .secret = 1},
+    SIZE("service.max_log_lines", max_log_lines, 10000, 10, NO_MAXIMUM),
+    SIZE("service.max_log_line_bytes", max_log_line_bytes, 4096, 80, NO_MAXIMUM),
+    BOOLEAN("service.keep_failed_workspaces", keep_failed_workspaces, 0),
+    CHOICE("service.log_level", log_level, "info", "debug|info|warn|error", NULL),
+    STRING("service.docs_dir", docs_dir, NULL),
+    SECTION("service.database"),
+    CHOICE("service.database.backend", database_backend, "sqlite", "sqlite", "postgres"),
+    STRING("service.database.path", database_path, NULL), /* default: <data_dir>/reel.db */
+    SECTION("service.storage"),
+    CHOICE("service.storage.backend", storage_backend, "local", "local", "s3|gcs"),
+    {.name = "service.storage.prefix", .type = VALUE_STRING, .offset = FIELD(storage_prefix),
+     .default_text = "reel", .may_be_empty = 1},
+    STRING("service.storage.path", storage_path, NULL), /* default: <data_dir>/artifacts */
+};
+
+#define SERVICE_KEY_COUNT (sizeof service_keys / sizeof service_keys[0])
+
+/* ---- The pipeline: keys reel knows ---------------------------------------- */
+
+typedef enum {
+  PIPELINE_TEXT,
+  PIPELINE_CHOICE,
+  PIPELINE_POSITIVE_NUMBER,
+  PIPELINE_INTEGER,
+  PIPELINE_POSITIVE_INTEGER,
+  PIPELINE_BOOLEAN,
+  PIPELINE_MAPPING, /* a provider section, passed through as it is */
+  PIPELINE_COMMAND, /* a list of words, or one string split on spaces */
+} pipeline_type;
+
+typedef struct {
+  const char *name;
+  pipeline_type type;
+  const char *choices;
+} pipeline_key;
+
+/* ttv-pipeline's key names; a null value is accepted for each and means "not set". */
+static const pipeline_key pipeline_keys[] = {
+    {"pipeline.prompt", PIPELINE_TEXT, NULL},
+    {"pipeline.default_backend", PIPELINE_CHOICE, "local|command"},
+    {"pipeline.command", PIPELINE_COMMAND, NULL},
+    {"pipeline.generation_mode", PIPELINE_TEXT, NULL},
+    {"pipeline.image_generation_model", PIPELINE_TEXT, NULL},
+    {"pipeline.image_size", PIPELINE_TEXT, NULL},
+    {"pipeline.size", PIPELINE_TEXT, NULL},
+    {"pipeline.segment_duration_seconds", PIPELINE_POSITIVE_NUMBER, NULL},
+    {"pipeline.output_dir", PIPELINE_TEXT, NULL},
+    {"pipeline.base_seed", PIPELINE_INTEGER, NULL},
+    {"pipeline.parallel_segments", PIPELINE_POSITIVE_INTEGER, NULL},
+    {"pipeline.fps", PIPELINE_POSITIVE_NUMBER, NULL},
+    {"pipeline.max_scenes", PIPELINE_POSITIVE_INTEGER, NULL},
+    {"pipeline.burn_captions", PIPELINE_BOOLEAN, NULL},
+    {"pipeline.google_veo", PIPELINE_MAPPING, NULL},
+    {"pipeline.runway_ml", PIPELINE_MAPPING, NULL},
+    {"pipeline.minimax", PIPELINE_MAPPING, NULL},
+    {"pipeline.remote_api", PIPELINE_MAPPING, NULL},
+    {"pipeline.openai", PIPELINE_MAPPING, NULL},
+    {"pipeline.comfyui", PIPELINE_MAPPING, NULL},
+    {"pipeline.replicate", PIPELINE_MAPPING, NULL},
+    {"pipeline.gcs", PIPELINE_MAPPING, NULL},
+    {"pipeline.backends", PIPELINE_MAPPING, NULL},
+};
+
+#define PIPELINE_KEY_COUNT (sizeof pipeline_keys / sizeof pipeline_keys[0])
+#define PIPELINE_PREFIX_LENGTH (sizeof "pipeline." - 1)
+
+/* ---- Loading state and messages ------------------------------------------ */
+
+typedef struct {
+  const char *name; /* the file, for messages */
+  char *err;
+  size_t errlen;
+  reel_config *config;
+  unsigned long service_line;                     /* where service: starts, 0 if absent */
+  unsigned long service_lines[SERVICE_KEY_COUNT]; /* where each key was set, 0 if not */
+  unsigned long pipeline_lines[PIPELINE_KEY_COUNT];
+} loader;
+
+/* Writes "NAME:LINE: KEY: message" (or "NAME:LINE: message" without a key). */
+static int fail(loader *l, unsigned long line, const char *key, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(loader *l, unsigned long line, const char *key, const char *format, ...) {
+  char message[768];
+  va_list ap;
+  va_start(ap, format);
+  vsnprintf(message, sizeof message, format, ap);
+  va_end(ap);
+  if (l->err && l->errlen) {
+    if (key)
+      snprintf(l->err, l->errlen, "%s:%lu: %s: %s", l->name, line, key, message);
+    else
+      snprintf(l->err, l->errlen, "%s:%lu: %s", l->name, line, message);
+  }
+  return REEL_ECONFIG;
+}
+
+static int out_of_memory(loader *l) {
+  if (l->err && l->errlen) snprintf(l->err, l->errlen, "%s: out of memory", l->name);
+  return REEL_ENOMEM;
+}
+
+/* Describes a value for "got ...": the scalar quoted and shortened, or its kind. */
+static void describe_value(const reel_yaml_node *node, int secret, char *out, size_t size) {
+  out[0] = '\0';
+  if (node->kind == REEL_YAML_SEQUENCE) {
+    snprintf(out, size, "a list");
+  } else if (node->kind == REEL_YAML_MAPPING) {
+    snprintf(out, size, "a mapping");
+  } else if (secret) {
+    snprintf(out, size, "a value not shown here");
+  } else {
+    snprintf(out, size, "\"");
+    reel_yaml_append_printable(out, size - 1, node->text, node->length, SHOWN_VALUE_CHARS);
+    size_t used = strlen(out);
+    out[used] = '"';
+    out[used + 1] = '\0';
+  }
+}
+
+/* Appends ".key" (or "[index]" when key is NULL) to a dotted path. */
+static void extend_path(char *path, size_t size, const char *parent, const reel_yaml_node *key,
+                        size_t index) {
+  snprintf(path, size, "%s", parent);
+  size_t used = strlen(path);
+  if (!key) {
+    snprintf(path + used, size - used, "[%zu]", index);
+    return;
+  }
+  if (used && used + 1 < size) memcpy(path + used, ".", 2);
+  reel_yaml_append_printable(path, size, key->text, key->length, 64);
+}
+
+/* ---- Reading scalars ----------------------------------------------------- */
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static int text_is(const reel_yaml_node *node, const char *word) {
+  return node->length == strlen(word) && memcmp(node->text, word, node->length) == 0;
+}
+
+static int is_null(const reel_yaml_node *node) {
+  return node->kind == REEL_YAML_SCALAR && node->plain &&
+         (node->length == 0 || text_is(node, "~") || text_is(node, "null") ||
+          text_is(node, "Null") || text_is(node, "NULL"));
+}
+
+static int is_integer_text(const char *text, size_t length) {
+  size_t i = 0;
+  if (i < length && (text[i] == '-' || text[i] == '+')) i++;
+  if (i == length) return 0;
+  for (; i < length; i++)
+    if (!is_digit(text[i])) return 0;
+  return 1;
+}
+
+/* YAML 1.2 core schema floats without .inf/.nan: 1.5, .5, 1., 1e3, -2.5E-3 */
+static int is_decimal_text(const char *text, size_t length) {
+  size_t i = 0, digits = 0;
+  if (i < length && (text[i] == '-' || text[i] == '+')) i++;
+  while (i < length && is_digit(text[i])) i++, digits++;
+  if (i < length && text[i] == '.') {
+    i++;
+    while (i < length && is_digit(text[i])) i++, digits++;
+  }
+  if (digits == 0) return 0;
+  if (i < length && (text[i] == 'e' || text[i] == 'E')) {
+    i++;
+    if (i < length && (text[i] == '-' || text[i] == '+')) i++;
+    size_t exponent_digits = 0;
+    while (i < length && is_digit(text[i])) i++, exponent_digits++;
+    if (exponent_digits == 0) return 0;
+  }
+  return i == length;
+}
+
+/* 1 and *value set for a plain integer that fits, 0 for anything else. */
+static int read_integer(const reel_yaml_node *node, long long *value) {
+  if (node->kind != REEL_YAML_SCALAR || !node->plain || !is_integer_text(node->text, node->length))
+    return 0;
+  errno = 0;
+  long long parsed = strtoll(node->text, NULL, 10);
+  if (errno == ERANGE) return 0;
+  *value = parsed;
+  return 1;
+}
+
+/* 1 and *value set for a plain integer or decimal number that is finite. */
+static int read_number(const reel_yaml_node *node, double *value) {
+  if (node->kind != REEL_YAML_SCALAR || !node->plain) return 0;
+  if (!is_integer_text(node->text, node->length) && !is_decimal_text(node->text, node->length))
+    return 0;
+  double parsed = strtod(node->text, NULL);
+  if (!isfinite(parsed)) return 0;
+  *value = parsed;
+  return 1;
+}
+
+/* 1 and *value set for a plain boolean; yes/no only when allow_yes_no. */
+static int read_boolean(const reel_yaml_node *node, int allow_yes_no, int *value) {
+  if (node->kind != REEL_YAML_SCALAR || !node->plain) return 0;
+  static const char *const true_words[] = {"true", "True", "TRUE", "yes", "Yes", "YES"};
+  static const char *const false_words[] = {"false", "False", "FALSE", "no", "No", "NO"};
+  size_t words = allow_yes_no ? 6 : 3;
+  for (size_t i = 0; i < words; i++) {
+    if (text_is(node, true_words[i])) return *value = 1, 1;
+    if (text_is(node, false_words[i])) return *value = 0, 1;
+  }
+  return 0;
+}
+
+/* True when word is one of the '|'-separated names in list. */
+static int in_list(const char *list, const char *word, size_t length) {
+  while (list && *list) {
+    const char *end = strchr(list, '|');
+    size_t item = end ? (size_t)(end - list) : strlen(list);
+    if (item == length && memcmp(list, word, length) == 0) return 1;
+    list = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+/* "a|b|c" as "a, b or c". */
+static void list_in_words(const char *list, char *out, size_t size) {
+  size_t count = 1, index = 0;
+  for (const char *c = list; *c; c++) count += *c == '|';
+  out[0] = '\0';
+  while (*list) {
+    const char *end = strchr(list, '|');
+    size_t item = end ? (size_t)(end - list) : strlen(list);
+    const char *separator = index == 0 ? "" : index == count - 1 ? " or " : ", ";
+    size_t used = strlen(out);
+    snprintf(out + used, size - used, "%s%.*s", separator, (int)item, list);
+    if (!end) break;
+    list = end + 1;
+    index++;
+  }
+}
+
+/* A copy of a scalar as a C string; refuses NUL bytes. */
+static int copy_text(loader *l, const reel_yaml_node *node, const char *key, char **out) {
+  if (memchr(node->text, '\0', node->length))
+    return fail(l, node->line, key, "must not contain NUL bytes");
+  *out = strdup(node->text);
+  return *out ? 0 : out_of_memory(l);
+}
+
+static void replace_string(char **field, char *value) {
+  free(*field);
+  *field = value;
+}
+
+/* ---- "unknown key" hints ------------------------------------------------ */
+
+static size_t edit_distance(const char *a, size_t a_length, const char *b, size_t b_length) {
+  size_t previous[65], current[65];
+  if (a_length > 64 || b_length > 64) return SIZE_MAX;
+  for (size_t j = 0; j <= b_length; j++) previous[j] = j;
+  for (size_t i = 1; i <= a_length; i++) {
+    current[0] = i;
+    for (size_t j = 1; j <= b_length; j++) {
+      size_t substitute = previous[j - 1] + (a[i - 1] != b[j - 1]);
+      size_t remove = previous[j] + 1, insert = current[j - 1] + 1;
+      current[j] = substitute < remove ? substitute : remove;
+      if (insert < current[j]) current[j] = insert;
+    }
+    memcpy(previous, current, (b_length + 1) * sizeof previous[0]);
+  }
+  return previous[b_length];
+}
+
+/* Builds "(did you mean X?)" for a near miss, else "(known keys: a, b, c)". */
+static void known_keys_hint(const reel_yaml_node *key, const char *const *names, size_t count,
+                            char *out, size_t size) {
+  size_t best = SIZE_MAX, best_index = 0;
+  for (size_t i = 0; i < count; i++) {
+    size_t distance = edit_distance(key->text, key->length, names[i], strlen(names[i]));
+    if (distance < best) best = distance, best_index = i;
+  }
+  if (count && best <= (key->length < 5 ? 1u : 2u)) {
+    snprintf(out, size, "(did you mean %s?)", names[best_index]);
+    return;
+  }
+  snprintf(out, size, "(known keys:");
+  for (size_t i = 0; i < count; i++) {
+    size_t used = strlen(out);
+    snprintf(out + used, size - used, "%s %s", i ? "," : "", names[i]);
+  }
+  size_t used = strlen(out);
+  snprintf(out + used, size - used, ")");
+}
+
+static int unknown_key(loader *l, const char *parent, const reel_yaml_node *key,
+                       const char *const *names, size_t count) {
+  char path[PATH_SIZE], hint[512];
+  extend_path(path, sizeof path, parent, key, 0);
+  if (memchr(key->text, '.', key->length))
+    snprintf(hint, sizeof hint, "(dotted keys are not expanded: put each part on its own indented line)");
+  else
+    known_keys_hint(key, names, count, hint, sizeof hint);
+  return fail(l, key->line, path, "unknown key %s", hint);
+}
+
+/* ---- service: ------------------------------------------------------------ */
+
+/* The table entry for `key` directly under the section `parent`, or -1. */
+static int find_service_key(const char *parent, const reel_yaml_node *key) {
+  size_t parent_length = strlen(parent);
+  if (memchr(key->text, '.', key->length) || memchr(key->text, '\0', key->length)) return -1;
+  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++) {
+    const char *name = service_keys[i].name;
+    if (strncmp(name, parent, parent_length) == 0 && name[parent_length] == '.' &&
+        strcmp(name + parent_length + 1, key->text) == 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+static int unknown_service_key(loader *l, const char *parent, const reel_yaml_node *key) {
+  const char *names[SERVICE_KEY_COUNT];
+  size_t count = 0, parent_length = strlen(parent);
+  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++) {
+    const char *name = service_keys[i].name;
+    if (strncmp(name, parent, parent_length) == 0 && name[parent_length] == '.' &&
+        !strchr(name + parent_length + 1, '.'))
+      names[count++] = name + parent_length + 1;
+  }
+  return unknown_key(l, parent, key, names, count);
+}
+
+static int check_listen_address(loader *l, const reel_yaml_node *node, const char *key);
+static int load_service_section(loader *l, const reel_yaml_node *mapping, const char *parent);
+
+static void *field_of(reel_config *config, const service_key *entry) {
+  return (char *)config + entry->offset;
+}
+
+static int load_bounded_integer(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  long long parsed = 0;
+  long long type_maximum = entry->type == VALUE_INT ? INT_MAX : LLONG_MAX;
+  long long maximum = entry->maximum == NO_MAXIMUM ? type_maximum : (long long)entry->maximum;
+  if (!read_integer(value, &parsed) || parsed < (long long)entry->minimum || parsed > maximum) {
+    char shown[96];
+    describe_value(value, 0, shown, sizeof shown);
+    if (entry->maximum == NO_MAXIMUM)
+      return fail(l, value->line, entry->name, "expected an integer >= %.0f, got %s", entry->minimum,
+                  shown);
+    return fail(l, value->line, entry->name, "expected an integer from %.0f to %.0f, got %s",
+                entry->minimum, entry->maximum, shown);
+  }
+  if (entry->type == VALUE_INT)
+    *(int *)field_of(l->config, entry) = (int)parsed;
+  else
+    *(size_t *)field_of(l->config, entry) = (size_t)parsed;
+  return 0;
+}
+
+static int load_seconds(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  double parsed = 0;
+  int ok = read_number(value, &parsed);
+  if (ok && (entry->above_minimum ? parsed <= entry->minimum : parsed < entry->minimum)) ok = 0;
+  if (ok && entry->maximum != NO_MAXIMUM && parsed > entry->maximum) ok = 0;
+  if (!ok) {
+    char shown[96];
+    describe_value(value, 0, shown, sizeof shown);
+    if (entry->maximum == NO_MAXIMUM)
+      return fail(l, value->line, entry->name, "expected a number of seconds %s %g, got %s",
+                  entry->above_minimum ? ">" : ">=", entry->minimum, shown);
+    return fail(l, value->line, entry->name, "expected a number of seconds from %g to %g, got %s",
+                entry->minimum, entry->maximum, shown);
+  }
+  *(double *)field_of(l->config, entry) = parsed;
+  return 0;
+}
+
+static int expect_scalar(loader *l, const service_key *entry, const reel_yaml_node *value,
+                         const char *what) {
+  if (value->kind == REEL_YAML_SCALAR) return 0;
+  char shown[96];
+  describe_value(value, 0, shown, sizeof shown);
+  return fail(l, value->line, entry->name, "expected %s, got %s", what, shown);
+}
+
+static int load_string(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  int rc = expect_scalar(l, entry, value, "a string");
+  if (rc) return rc;
+  if (value->length == 0 && !entry->may_be_empty)
+    return fail(l, value->line, entry->name, "must not be empty (remove the key to use the default)");
+  char *text;
+  if ((rc = copy_text(l, value, entry->name, &text))) return rc;
+  replace_string(field_of(l->config, entry), text);
+  return 0;
+}
+
+static int load_choice(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  char allowed[128];
+  list_in_words(entry->choices, allowed, sizeof allowed);
+  if (value->kind == REEL_YAML_SCALAR && in_list(entry->not_yet, value->text, value->length))
+    return fail(l, value->line, entry->name, "%s is not yet supported (use %s)", value->text, allowed);
+  if (value->kind != REEL_YAML_SCALAR || !in_list(entry->choices, value->text, value->length)) {
+    char shown[96];
+    describe_value(value, 0, shown, sizeof shown);
+    return fail(l, value->line, entry->name, "expected %s, got %s", allowed, shown);
+  }
+  char *text;
+  int rc = copy_text(l, value, entry->name, &text);
+  if (rc) return rc;
+  replace_string(field_of(l->config, entry), text);
+  return 0;
+}
+
+static int load_url(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  int rc = expect_scalar(l, entry, value, "a URL such as https://reel.example.com");
+  if (rc) return rc;
+  size_t scheme = strncmp(value->text, "http://", 7) == 0    ? 7
+                  : strncmp(value->text, "https://", 8) == 0 ? 8
+                                                             : 0;
+  int ok = scheme && value->length > scheme && value->text[scheme] != '/';
+  for (size_t i = 0; ok && i < value->length; i++)
+    if ((unsigned char)value->text[i] <= ' ' || value->text[i] == 0x7F) ok = 0;
+  if (!ok) {
+    char shown[96];
+    describe_value(value, 0, shown, sizeof shown);
+    return fail(l, value->line, entry->name,
+                "expected a URL starting with http:// or https://, such as https://reel.example.com, got %s",
+                shown);
+  }
+  char *text;
+  if ((rc = copy_text(l, value, entry->name, &text))) return rc;
+  size_t length = strlen(text);
+  if (length > scheme + 1 && text[length - 1] == '/') text[length - 1] = '\0';
+  replace_string(field_of(l->config, entry), text);
+  return 0;
+}
+
+static int load_listen(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  reel_config *config = l->config;
+  const reel_yaml_node *single = value;
+  size_t count = value->kind == REEL_YAML_SEQUENCE ? value->count : 1;
+  if (value->kind == REEL_YAML_MAPPING)
+    return fail(l, value->line, entry->name,
+                "expected an address such as 127.0.0.1:8000 or a list of them, got a mapping");
+  if (count == 0)
+    return fail(l, value->line, entry->name, "needs at least one address, such as 127.0.0.1:8000");
+  if (count > REEL_MAX_LISTEN)
+    return fail(l, value->line, entry->name, "at most %d addresses are allowed, got %zu",
+                REEL_MAX_LISTEN, count);
+  for (size_t i = 0; i < count; i++) {
+    const reel_yaml_node *item = value->kind == REEL_YAML_SEQUENCE ? value->children[i] : single;
+    char key[PATH_SIZE];
+    if (value->kind == REEL_YAML_SEQUENCE)
+      extend_path(key, sizeof key, entry->name, NULL, i);
+    else
+      snprintf(key, sizeof key, "%s", entry->name);
+    int rc = check_listen_address(l, item, key);
+    if (rc) return rc;
+    char *text;
+    if ((rc = copy_text(l, item, key, &text))) return rc;
+    config->listen[config->n_listen++] = text;
+  }
+  return 0;
+}
+
+static int load_tokens(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  reel_config *config = l->config;
+  if (value->kind != REEL_YAML_SEQUENCE)
+    return fail(l, value->line, entry->name,
+                "expected a list of bearer tokens, such as [a-long-random-string], got %s",
+                value->kind == REEL_YAML_MAPPING ? "a mapping" : "a single value (write it as [token])");
+  if (value->count == 0)
+    return fail(l, value->line, entry->name, "needs at least one token (clients send it as Authorization: Bearer TOKEN)");
+  if (value->count > REEL_MAX_TOKENS)
+    return fail(l, value->line, entry->name, "at most %d tokens are allowed, got %zu", REEL_MAX_TOKENS,
+                value->count);
+  for (size_t i = 0; i < value->count; i++) {
+    const reel_yaml_node *item = value->children[i];
+    char key[PATH_SIZE];
+    extend_path(key, sizeof key, entry->name, NULL, i);
+    if (item->kind != REEL_YAML_SCALAR || is_null(item) || item->length == 0)
+      return fail(l, item->line, key, "expected a non-empty token, got %s",
+                  item->kind == REEL_YAML_SEQUENCE  ? "a list"
+                  : item->kind == REEL_YAML_MAPPING ? "a mapping"
+                                                    : "nothing");
+    for (size_t c = 0; c < item->length; c++)
+      if ((unsigned char)item->text[c] <= ' ' || item->text[c] == 0x7F)
+        return fail(l, item->line, key, "a token must not contain spaces or control characters");
+    char *text;
+    int rc = copy_text(l, item, key, &text);
+    if (rc) return rc;
+    config->tokens[config->n_tokens++] = text;
+  }
+  return 0;
+}
+
+static int load_service_value(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  if (is_null(value)) return 0; /* an empty value keeps the default */
+  switch (entry->type) {
+    case VALUE_SECTION:
+      if (value->kind != REEL_YAML_MAPPING) {
+        char shown[96];
+        describe_value(value, 0, shown, sizeof shown);
+        return fail(l, value->line, entry->name, "expected a mapping (keys indented below it), got %s",
+                    shown);
+      }
+      return load_service_section(l, value, entry->name);
+    case VALUE_STRING:
+      return load_string(l, entry, value);
+    case VALUE_CHOICE:
+      return load_choice(l, entry, value);
+    case VALUE_URL:
+      return load_url(l, entry, value);
+    case VALUE_INT:
+    case VALUE_SIZE:
+      return load_bounded_integer(l, entry, value);
+    case VALUE_SECONDS:
+      return load_seconds(l, entry, value);
+    case VALUE_BOOLEAN: {
+      int parsed;
+      if (!read_boolean(value, 1, &parsed)) {
+        char shown[96];
+        describe_value(value, 0, shown, sizeof shown);
+        return fail(l, value->line, entry->name, "expected true or false, got %s", shown);
+      }
+      *(int *)field_of(l->config, entry) = parsed;
+      return 0;
+    }
+    case VALUE_LISTEN:
+      return load_listen(l, entry, value);
+    case VALUE_TOKENS:
+      return load_tokens(l, entry, value);
+  }
+  return 0;
+}
+
+static int load_service_section(loader *l, const reel_yaml_node *mapping, const char *parent) {
+  for (size_t i = 0; i + 1 < mapping->count; i += 2) {
+    const reel_yaml_node *key = mapping->children[i], *value = mapping->children[i + 1];
+    int index = find_service_key(parent, key);
+    if (index < 0) return unknown_service_key(l, parent, key);
+    const service_key *entry = &service_keys[index];
+    if (l->service_lines[index])
+      return fail(l, key->line, entry->name, "duplicate key (first set on line %lu)",
+                  l->service_lines[index]);
+    l->service_lines[index] = key->line;
+    int rc = load_service_value(l, entry, value);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Splits an address into host (brackets kept for IPv6) and port. Returns 0 if
+ * it is "HOST:PORT", "http://HOST:PORT" or "[IPV6]:PORT". */
+static int split_listen_address(const char *text, size_t length, const char **host,
+                                size_t *host_length, long *port) {
+  const char *end = text + length;
+  if (length >= 7 && strncmp(text, "http://", 7) == 0) text += 7;
+  const char *colon;
+  if (text < end && *text == '[') {
+    const char *close = memchr(text, ']', (size_t)(end - text));
+    if (!close || close == text + 1 || close + 1 >= end || close[1] != ':') return -1;
+    for (const char *c = text + 1; c < close; c++)
+      if (!(is_digit(*c) || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == ':' ||
+            *c == '.' || *c == '%'))
+        return -1;
+    colon = close + 1;
+  } else {
+    colon = NULL;
+    for (const char *c = text; c < end; c++)
+      if (*c == ':') colon = c;
+    if (!colon || colon == text) return -1;
+    for (const char *c = text; c < colon; c++)
+      if (!(is_digit(*c) || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '.' ||
+            *c == '-' || *c == '_'))
+        return -1;
+  }
+  const char *digits = colon + 1;
+  if (end - digits < 1 || end - digits > 5) return -1;
+  long value = 0;
+  for (const char *c = digits; c < end; c++) {
+    if (!is_digit(*c)) return -1;
+    value = value * 10 + (*c - '0');
+  }
+  if (value > 65535) return -1;
+  *host = text;
+  *host_length = (size_t)(colon - text);
+  *port = value;
+  return 0;
+}
+
+static int check_listen_address(loader *l, const reel_yaml_node *node, const char *key) {
+  const char *host;
+  size_t host_length;
+  long port;
+  if (node->kind == REEL_YAML_SCALAR &&
+      split_listen_address(node->text, node->length, &host, &host_length, &port) == 0)
+    return 0;
+  char shown[96];
+  describe_value(node, 0, shown, sizeof shown);
+  if (node->kind == REEL_YAML_SCALAR && strncmp(node->text, "https://", 8) == 0)
+    return fail(l, node->line, key,
+                "https listeners are not supported, got %s (listen on http:// and terminate TLS at the edge proxy)",
+                shown);
+  if (node->kind == REEL_YAML_SCALAR && node->length > 0 && node->length <= 5 &&
+      is_integer_text(node->text, node->length) && is_digit(node->text[0]))
+    return fail(l, node->line, key,
+                "expected HOST:PORT, got %s (write 127.0.0.1:%s for this machine only, 0.0.0.0:%s for all interfaces)",
+                shown, node->text, node->text);
+  return fail(l, node->line, key,
+              "expected HOST:PORT, http://HOST:PORT or [IPV6]:PORT with a port from 0 to 65535, got %s",
+              shown);
+}
+
+/* ---- pipeline: ----------------------------------------------------------- */
+
+/* Converts a subtree to JSON: plain scalars are typed by their text, quoted
+ * ones are strings. Duplicate keys are refused at any depth. */
+static int to_json(loader *l, const reel_yaml_node *node, const char *path, json_t **out) {
+  *out = NULL;
+  if (node->kind == REEL_YAML_SCALAR) {
+    long long integer;
+    double number;
+    int boolean;
+    if (is_null(node)) {
+      *out = json_null();
+    } else if (node->plain && is_integer_text(node->text, node->length)) {
+      if (!read_integer(node, &integer))
+        return fail(l, node->line, path, "integer does not fit in 64 bits (quote it to pass it as text)");
+      *out = json_integer(integer);
+    } else if (read_boolean(node, 0, &boolean)) {
+      *out = json_boolean(boolean);
+    } else if (read_number(node, &number)) {
+      *out = json_real(number);
+    } else {
+      *out = json_stringn(node->text, node->length);
+    }
+    return *out ? 0 : out_of_memory(l);
+  }
+  json_t *container = node->kind == REEL_YAML_SEQUENCE ? json_array() : json_object();
+  if (!container) return out_of_memory(l);
+  size_t step = node->kind == REEL_YAML_SEQUENCE ? 1 : 2;
+  for (size_t i = 0; i + step - 1 < node->count; i += step) {
+    const reel_yaml_node *key = step == 2 ? node->children[i] : NULL;
+    const reel_yaml_node *value = node->children[i + step - 1];
+    char child_path[PATH_SIZE];
+    extend_path(child_path, sizeof child_path, path, key, i);
+    if (key && json_object_getn(container, key->text, key->length)) {
+      json_decref(container);
+      return fail(l, key->line, child_path, "duplicate key (each key may appear once in a mapping)");
+    }
+    json_t *child;
+    int rc = to_json(l, value, child_path, &child);
+    if (!rc && (key ? json_object_setn_new(container, key->text, key->length, child)
+                    : json_array_append_new(container, child)))
+      rc = out_of_memory(l);
+    if (rc) {
+      json_decref(container);
+      return rc;
+    }
+  }
+  *out = container;
+  return 0;
+}
+
+/* Fills command_argv from a list of words, or from one string split on spaces. */
+static int load_command(loader *l, const pipeline_key *entry, const reel_yaml_node *value) {
+  reel_config *config = l->config;
+  size_t count = 0;
+  if (value->kind == REEL_YAML_MAPPING)
+    return fail(l, value->line, entry->name,
+                "expected a list of words such as [python3, pipeline.py] or one string, got a mapping");
+  if (value->kind == REEL_YAML_SEQUENCE) {
+    for (size_t i = 0; i < value->count; i++) {
+      const reel_yaml_node *item = value->children[i];
+      if (item->kind != REEL_YAML_SCALAR || is_null(item) || item->length == 0) {
+        char key[PATH_SIZE];
+        extend_path(key, sizeof key, entry->name, NULL, i);
+        return fail(l, item->line, key, "expected a non-empty word, got %s",
+                    item->kind == REEL_YAML_SCALAR ? "nothing" : item->kind == REEL_YAML_SEQUENCE ? "a list" : "a mapping");
+      }
+    }
+    count = value->count;
+  } else {
+    for (size_t i = 0; i < value->length; i++)
+      if (value->text[i] != ' ' && value->text[i] != '\t' &&
+          (i == 0 || value->text[i - 1] == ' ' || value->text[i - 1] == '\t'))
+        count++;
+  }
+  if (count == 0)
+    return fail(l, value->line, entry->name, "must name a program to run, such as [python3, pipeline.py]");
+  config->command_argv = calloc(count + 1, sizeof *config->command_argv);
+  if (!config->command_argv) return out_of_memory(l);
+  if (value->kind == REEL_YAML_SEQUENCE) {
+    for (size_t i = 0; i < count; i++) {
+      char key[PATH_SIZE];
+      extend_path(key, sizeof key, entry->name, NULL, i);
+      int rc = copy_text(l, value->children[i], key, &config->command_argv[i]);
+      if (rc) return rc;
+      config->command_argc++;
+    }
+    return 0;
+  }
+  if (memchr(value->text, '\0', value->length))
+    return fail(l, value->line, entry->name, "must not contain NUL bytes");
+  const char *word = value->text, *end = value->text + value->length;
+  while (word < end) {
+    while (word < end && (*word == ' ' || *word == '\t')) word++;
+    const char *stop = word;
+    while (stop < end && *stop != ' ' && *stop != '\t') stop++;
+    if (stop == word) break;
+    char *copy = reel_slice_dup((reel_slice){word, (size_t)(stop - word)});
+    if (!copy) return out_of_memory(l);
+    config->command_argv[config->command_argc++] = copy;
+    word = stop;
+  }
+  return 0;
+}
+
+/* Checks a known pipeline key's value; fills the parsed views in reel_config. */
+static int check_pipeline_value(loader *l, const pipeline_key *entry, const reel_yaml_node *node,
+                                const json_t *value) {
+  if (json_is_null(value)) return 0;
+  const char *expected = NULL;
+  char allowed[128];
+  switch (entry->type) {
+    case PIPELINE_TEXT:
+      if (!json_is_string(value)) expected = "a string";
+      break;
+    case PIPELINE_CHOICE:
+      list_in_words(entry->choices, allowed, sizeof allowed);
+      if (!json_is_string(value) || !in_list(entry->choices, json_string_value(value), json_string_length(value)))
+        expected = allowed;
+      break;
+    case PIPELINE_POSITIVE_NUMBER:
+      if (!json_is_number(value) || json_number_value(value) <= 0) expected = "a number > 0";
+      break;
+    case PIPELINE_INTEGER:
+      if (!json_is_integer(value)) expected = "an integer";
+      break;
+    case PIPELINE_POSITIVE_INTEGER:
+      if (!json_is_integer(value) || json_integer_value(value) < 1) expected = "an integer >= 1";
+      break;
+    case PIPELINE_BOOLEAN:
+      if (!json_is_boolean(value)) expected = "true or false";
+      break;
+    case PIPELINE_MAPPING:
+      if (!json_is_object(value)) expected = "a mapping (keys indented below it)";
+      break;
+    case PIPELINE_COMMAND:
+      return load_command(l, entry, node);
+  }
+  if (!expected) return 0;
+  char shown[96];
+  describe_value(node, 0, shown, sizeof shown);
+  return fail(l, node->line, entry->name, "expected %s, got %s", expected, shown);
+}
+
+/* The table index of a pipeline key, or PIPELINE_KEY_COUNT. */
+static size_t find_pipeline_key(const reel_yaml_node *key) {
+  for (size_t i = 0; i < PIPELINE_KEY_COUNT; i++) {
+    const char *leaf = pipeline_keys[i].name + PIPELINE_PREFIX_LENGTH;
+    if (strlen(leaf) == key->length && memcmp(leaf, key->text, key->length) == 0) return i;
+  }
+  return PIPELINE_KEY_COUNT;
+}
+
+static int load_pipeline(loader *l, const reel_yaml_node *mapping) {
+  reel_config *config = l->config;
+  for (size_t i = 0; i + 1 < mapping->count; i += 2) {
+    const reel_yaml_node *key = mapping->children[i], *value = mapping->children[i + 1];
+    size_t index = find_pipeline_key(key);
+    if (index == PIPELINE_KEY_COUNT) {
+      const char *names[PIPELINE_KEY_COUNT];
+      for (size_t n = 0; n < PIPELINE_KEY_COUNT; n++) names[n] = pipeline_keys[n].name + PIPELINE_PREFIX_LENGTH;
+      return unknown_key(l, "pipeline", key, names, PIPELINE_KEY_COUNT);
+    }
+    const pipeline_key *entry = &pipeline_keys[index];
+    if (l->pipeline_lines[index])
+      return fail(l, key->line, entry->name, "duplicate key (first set on line %lu)",
+                  l->pipeline_lines[index]);
+    l->pipeline_lines[index] = key->line;
+    json_t *converted;
+    int rc = to_json(l, value, entry->name, &converted);
+    if (rc) return rc;
+    if ((rc = check_pipeline_value(l, entry, value, converted))) {
+      json_decref(converted);
+      return rc;
+    }
+    if (json_object_setn_new(config->pipeline, key->text, key->length, converted)) return out_of_memory(l);
+  }
+  return 0;
+}
+
+/* ---- The whole file ---------------------------------------------------- */
+
+static int load_root(loader *l, const reel_yaml_node *root) {
+  if (!root || is_null(root)) return 0;
+  if (root->kind != REEL_YAML_MAPPING) {
+    char shown[96];
+    describe_value(root, 0, shown, sizeof shown);
+    return fail(l, root->line, NULL, "expected a mapping with service: and pipeline: sections, got %s",
+                shown);
+  }
+  unsigned long pipeline_line = 0;
+  for (size_t i = 0; i + 1 < root->count; i += 2) {
+    const reel_yaml_node *key = root->children[i], *value = root->children[i + 1];
+    int is_service = text_is(key, "service");
+    if (!is_service && !text_is(key, "pipeline")) {
+      if (find_service_key("service", key) >= 0)
+        return fail(l, key->line, key->text,
+                    "unknown key (did you mean service.%s? reel's own settings go under service:)",
+                    key->text);
+      if (find_pipeline_key(key) < PIPELINE_KEY_COUNT)
+        return fail(l, key->line, key->text,
+                    "unknown key (did you mean pipeline.%s? pipeline settings go under pipeline:)",
+                    key->text);
+      static const char *const sections[] = {"service", "pipeline"};
+      return unknown_key(l, "", key, sections, 2);
+    }
+    unsigned long *seen = is_service ? &l->service_line : &pipeline_line;
+    if (*seen)
+      return fail(l, key->line, key->text, "duplicate key (first set on line %lu)", *seen);
+    *seen = key->line;
+    if (is_null(value)) continue;
+    if (value->kind != REEL_YAML_MAPPING) {
+      char shown[96];
+      describe_value(value, 0, shown, sizeof shown);
+      return fail(l, value->line, key->text, "expected a mapping (keys indented below it), got %s", shown);
+    }
+    int rc = is_service ? load_service_section(l, value, "service") : load_pipeline(l, value);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int join_path(loader *l, const char *directory, const char *file, char **out) {
+  size_t length = strlen(directory);
+  int slash = length && directory[length - 1] == '/';
+  if (asprintf(out, "%s%s%s", directory, slash ? "" : "/", file) < 0) {
+    *out = NULL;
+    return out_of_memory(l);
+  }
+  return 0;
+}
+
+static int service_index(const char *name) {
+  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++)
+    if (strcmp(service_keys[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
+/* Checks that need several keys, and fills defaults that depend on others. */
+static int finish(loader *l) {
+  reel_config *config = l->config;
+  if (config->n_tokens == 0) {
+    unsigned long line = l->service_lines[service_index("service.auth")];
+    if (!line) line = l->service_line ? l->service_line : 1;
+    return fail(l, line, "service.auth.tokens",
+                "required: add at least one bearer token, such as auth: {tokens: [a-long-random-string]}");
+  }
+  if (config->retry_max_seconds < config->retry_base_seconds) {
+    unsigned long line = l->service_lines[service_index("service.retry_max_seconds")];
+    if (!line) line = l->service_lines[service_index("service.retry_base_seconds")];
+    return fail(l, line, "service.retry_max_seconds",
+                "must be at least service.retry_base_seconds (%g), got %g", config->retry_base_seconds,
+                config->retry_max_seconds);
+  }
+  if (config->n_listen == 0) {
+    if (!(config->listen[0] = strdup(DEFAULT_LISTEN))) return out_of_memory(l);
+    config->n_listen = 1;
+  }
+  int rc;
+  if (!config->database_path && (rc = join_path(l, config->data_dir, "reel.db", &config->database_path)))
+    return rc;
+  if (!config->storage_path && (rc = join_path(l, config->data_dir, "artifacts", &config->storage_path)))
+    return rc;
+  if (!config->public_base_url) {
+    const char *host;
+    size_t host_length;
+    long port;
+    if (split_listen_address(config->listen[0], strlen(config->listen[0]), &host, &host_length, &port) == 0 &&
+        port != 0 && asprintf(&config->public_base_url, "http://%.*s:%ld", (int)host_length, host, port) < 0) {
+      config->public_base_url = NULL;
+      return out_of_memory(l);
+    }
+  }
+
+  const json_t *backend = json_object_get(config->pipeline, "default_backend");
+  config->default_backend = strdup(json_is_string(backend) ? json_string_value(backend) : "local");
+  if (!config->default_backend) return out_of_memory(l);
+  if (strcmp(config->default_backend, "command") == 0 && config->command_argc == 0) {
+    size_t index = 0;
+    while (strcmp(pipeline_keys[index].name, "pipeline.default_backend") != 0) index++;
+    return fail(l, l->pipeline_lines[index], "pipeline.command",
+                "required when pipeline.default_backend is command (such as command: [python3, pipeline.py])");
+  }
+  return 0;
+}
+
+static int apply_defaults(reel_config *config) {
+  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++) {
+    const service_key *entry = &service_keys[i];
+    void *field = field_of(config, entry);
+    switch (entry->type) {
+      case VALUE_STRING:
+      case VALUE_CHOICE:
+      case VALUE_URL:
+        if (entry->default_text && !(*(char **)field = strdup(entry->default_text))) return REEL_ENOMEM;
+        break;
+      case VALUE_INT:
+      case VALUE_BOOLEAN:
+        *(int *)field = (int)entry->default_number;
+        break;
+      case VALUE_SIZE:
+        *(size_t *)field = (size_t)entry->default_number;
+        break;
+      case VALUE_SECONDS:
+        *(double *)field = entry->default_number;
+        break;
+      case VALUE_SECTION:
+      case VALUE_LISTEN:
+      case VALUE_TOKENS:
+        break;
+    }
+  }
+  config->pipeline = json_object();
+  return config->pipeline ? 0 : REEL_ENOMEM;
+}
+
+int reel_config_load_string(const char *yaml, size_t len, const char *name, reel_config *out,
+                            char *err, size_t errlen) {
+  loader l = {.name = name ? name : "(config)", .err = err, .errlen = errlen, .config = out};
+  memset(out, 0, sizeof *out);
+  if (err && errlen) err[0] = '\0';
+  if (!(out->path = strdup(l.name)) || apply_defaults(out)) {
+    reel_config_free(out);
+    return out_of_memory(&l);
+  }
+  reel_yaml_node *root = NULL;
+  int rc = reel_yaml_parse(yaml ? yaml : "", yaml ? len : 0, l.name, &root, err, errlen);
+  if (!rc) rc = load_root(&l, root);
+  if (!rc) rc = finish(&l);
+  reel_yaml_free(root);
+  if (rc) reel_config_free(out);
+  return rc;
+}
+
+int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  FILE *file = fopen(path, "rb");
+  if (!file) {
+    if (err && errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return REEL_ECONFIG;
+  }
+  /* Read one byte past the cap so the parser can say the file is too large. */
+  reel_buf contents;
+  reel_buf_init(&contents, REEL_YAML_MAX_BYTES + 1);
+  char chunk[65536];
+  int rc = 0;
+  while (!rc && contents.len < contents.max) {
+    size_t want = contents.max - contents.len < sizeof chunk ? contents.max - contents.len : sizeof chunk;
+    size_t got = fread(chunk, 1, want, file);
+    if (got && reel_buf_append(&contents, chunk, got)) rc = REEL_ENOMEM;
+    if (got < want) break;
+  }
+  if (!rc && ferror(file)) {
+    if (err && errlen) snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    rc = REEL_ECONFIG;
+  } else if (rc && err && errlen) {
+    snprintf(err, errlen, "%s: out of memory", path);
+  }
+  fclose(file);
+  if (!rc) rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err, errlen);
+  reel_buf_free(&contents);
+  return rc;
+}
+
+void reel_config_free(reel_config *cfg) {
+  if (!cfg) return;
+  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++) {
+    value_type type = service_keys[i].type;
+    if (type == VALUE_STRING || type == VALUE_CHOICE || type == VALUE_URL)
+      free(*(char **)field_of(cfg, &service_keys[i]));
+  }
+  for (int i = 0; i < cfg->n_listen && i < REEL_MAX_LISTEN; i++) free(cfg->listen[i]);
+  for (int i = 0; i < cfg->n_tokens && i < REEL_MAX_TOKENS; i++) free(cfg->tokens[i]);
+  if (cfg->command_argv)
+    for (int i = 0; cfg->command_argv[i]; i++) free(cfg->command_argv[i]);
+  free(cfg->command_argv);
+  free(cfg->default_backend);
+  free(cfg->path);
+  json_decref(cfg->pipeline);
+  memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,555 @@
+/* HTTP/1.1 connections on libuv. Each complete request is copied out of the
+ * connection buffer into an exchange the request owns, so a handler may answer
+ * long after the connection is gone. Requests on one connection are handled
+ * one at a time; pipelined bytes wait in the (capped) input buffer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/random.h"
+#include "http/server.h"
+#include "metrics/metrics.h"
+
+#define FILE_CHUNK (256 * 1024)
+
+typedef enum { CONN_READING, CONN_HANDLING, CONN_WRITING } conn_state;
+
+typedef struct exchange exchange;
+
+struct reel_http_connection {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  reel_http_server *srv;
+  reel_http_connection *prev, *next;
+  reel_buf in;
+  reel_h1_request parse;
+  int parse_started;
+  conn_state state;
+  exchange *current;
+  int keep_alive;
+  int sent_continue;
+  int reading;
+  int closing;
+  int handles_open;
+  uint64_t request_started_ms; /* loop time when the first byte of the current request arrived */
+  char remote[64];
+};
+
+struct exchange {
+  reel_http_request req; /* first: the transport casts back */
+  reel_http_connection *conn;
+  reel_http_header headers[REEL_H1_MAX_HEADERS];
+  char *raw;        /* copy of the request head */
+  reel_buf body;    /* decoded body (moved from the parser) */
+  int head_method;
+  int keep_alive;
+  int status;
+  reel_buf out;     /* serialized head + in-memory body */
+  uv_write_t write_req;
+  int file_fd;
+  int64_t file_pos, file_remaining;
+  char *chunk;
+};
+
+static void conn_close(reel_http_connection *c);
+static void conn_try_parse(reel_http_connection *c);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void exchange_free(exchange *ex) {
+  free(ex->raw);
+  reel_buf_free(&ex->body);
+  reel_buf_free(&ex->out);
+  if (ex->file_fd >= 0) close(ex->file_fd);
+  free(ex->chunk);
+  free(ex);
+}
+
+static void transport_free(reel_http_request *req) { exchange_free((exchange *)req); }
+static void transport_send(reel_http_request *req, reel_http_response *resp);
+static const reel_http_transport h1_transport = {.send = transport_send, .free = transport_free};
+
+/* ---- timers ---- */
+
+static void on_timeout(uv_timer_t *t) {
+  reel_http_connection *c = t->data;
+  if (c->state == CONN_READING) {
+    if (c->in.len > 0)
+      reel_log(REEL_LOG_INFO, "request timeout", "{s:s}", "remote", c->remote);
+    conn_close(c);
+  } else if (c->state == CONN_WRITING) {
+    reel_log(REEL_LOG_INFO, "write stalled", "{s:s}", "remote", c->remote);
+    conn_close(c);
+  }
+}
+
+static void arm_timer(reel_http_connection *c) {
+  if (c->closing) return;
+  uint64_t timeout = c->srv->idle_timeout_ms;
+  if (c->state == CONN_READING && c->in.len > 0 && !c->parse.head_complete) {
+    uint64_t elapsed = uv_now(c->srv->loop) - c->request_started_ms;
+    timeout = elapsed >= c->srv->header_timeout_ms ? 1 : c->srv->header_timeout_ms - elapsed;
+  } else if (c->state == CONN_HANDLING) {
+    uv_timer_stop(&c->timer);
+    return;
+  }
+  uv_timer_start(&c->timer, on_timeout, timeout, 0);
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  reel_http_connection *c = h->data;
+  size_t room = c->in.max - c->in.len;
+  if (room > 65536) room = 65536;
+  if (room == 0 || reel_buf_append(&c->in, "", 0) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  /* grow the buffer so the read lands directly in it */
+  size_t need = c->in.len + room + 1;
+  if (c->in.cap < need) {
+    char *p = realloc(c->in.data, need);
+    if (!p) {
+      buf->base = NULL;
+      buf->len = 0;
+      return;
+    }
+    c->in.data = p;
+    c->in.cap = need;
+  }
+  buf->base = c->in.data + c->in.len;
+  buf->len = room;
+}
+
+static void start_reading(reel_http_connection *c) {
+  if (c->reading || c->closing) return;
+  if (c->in.len >= c->in.max) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+}
+
+static void stop_reading(reel_http_connection *c) {
+  if (!c->reading) return;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  reel_http_connection *c = stream->data;
+  if (nread < 0) {
+    /* EOF or error: finish any response in flight, then close */
+    stop_reading(c);
+    if (c->state == CONN_READING) conn_close(c);
+    else c->keep_alive = 0;
+    return;
+  }
+  if (nread == 0) return;
+  if (c->state == CONN_READING && c->in.len == 0) c->request_started_ms = uv_now(c->srv->loop);
+  c->in.len += (size_t)nread;
+  c->in.data[c->in.len] = '\0';
+  if (c->in.len >= c->in.max) stop_reading(c);
+  if (c->state == CONN_READING) conn_try_parse(c);
+}
+
+/* ---- writing ---- */
+
+static void finish_exchange(reel_http_connection *c, exchange *ex);
+
+static void write_more(exchange *ex);
+
+static void on_write(uv_write_t *w, int status) {
+  exchange *ex = w->data;
+  reel_http_connection *c = ex->conn;
+  if (!c || status < 0) {
+    if (c) {
+      c->current = NULL;
+      conn_close(c);
+    }
+    exchange_free(ex);
+    return;
+  }
+  if (ex->file_fd >= 0 && ex->file_remaining > 0) {
+    write_more(ex);
+    return;
+  }
+  finish_exchange(c, ex);
+}
+
+static void write_more(exchange *ex) {
+  reel_http_connection *c = ex->conn;
+  size_t n = ex->file_remaining > FILE_CHUNK ? FILE_CHUNK : (size_t)ex->file_remaining;
+  if (!ex->chunk && !(ex->chunk = malloc(FILE_CHUNK))) goto fail;
+  ssize_t got = pread(ex->file_fd, ex->chunk, n, ex->file_pos);
+  if (got <= 0) goto fail;
+  ex->file_pos += got;
+  ex->file_remaining -= got;
+  uv_buf_t b = uv_buf_init(ex->chunk, (unsigned)got);
+  ex->write_req.data = ex;
+  arm_timer(c);
+  if (uv_write(&ex->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) goto fail;
+  return;
+fail:
+  /* the head promised more bytes than we can send: the only honest end is a close */
+  reel_log(REEL_LOG_ERROR, "file read failed mid-response", "{s:s}", "request_id", ex->req.request_id);
+  c->current = NULL;
+  conn_close(c);
+  exchange_free(ex);
+}
+
+static void access_log(exchange *ex) {
+  reel_http_request *r = &ex->req;
+  double seconds = (double)(reel_mono_ns() - r->start_ns) / 1e9;
+  char method[16], path[512];
+  snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
+  snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
+  reel_log(REEL_LOG_INFO, "request", "{s:s, s:s, s:s, s:i, s:f, s:s, s:s, s:s}", "method", method, "path", path,
+           "route", r->route ? r->route : "-", "status", ex->status, "duration_ms", (double)(int64_t)(seconds * 1e6) / 1000.0, "protocol",
+           reel_http_protocol_name(r->protocol), "request_id", r->request_id, "remote", r->remote_addr);
+}
+
+static void finish_exchange(reel_http_connection *c, exchange *ex) {
+  int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
+  c->current = NULL;
+  exchange_free(ex);
+  if (!keep) {
+    conn_close(c);
+    return;
+  }
+  c->state = CONN_READING;
+  c->sent_continue = 0;
+  if (c->in.len > 0) c->request_started_ms = uv_now(c->srv->loop);
+  start_reading(c);
+  arm_timer(c);
+  conn_try_parse(c);
+}
+
+static void transport_send(reel_http_request *req, reel_http_response *resp) {
+  exchange *ex = (exchange *)req;
+  reel_http_connection *c = ex->conn;
+  ex->status = resp->status;
+  reel_metrics_http_observe(reel_metrics_route(req->route ? req->route : "other"), resp->status,
+                            (double)(reel_mono_ns() - req->start_ns) / 1e9);
+  access_log(ex);
+  reel_buf_init(&ex->out, (size_t)65 << 20);
+  int64_t length = resp->file_fd >= 0 ? resp->file_length : (int64_t)resp->body.len;
+  int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
+  const char *conn_header = reel_http_response_get_header(resp, "Connection");
+  if (conn_header && strcasecmp(conn_header, "close") == 0) keep = 0;
+  ex->keep_alive = keep;
+  int rc = reel_buf_printf(&ex->out, "HTTP/1.1 %d %s\r\n", resp->status, reel_http_reason(resp->status));
+  for (int i = 0; rc == 0 && i < resp->n_headers; i++) {
+    if (strcasecmp(resp->headers[i].name, "Connection") == 0) continue;
+    rc = reel_buf_printf(&ex->out, "%s: %s\r\n", resp->headers[i].name, resp->headers[i].value);
+  }
+  if (rc == 0 && c->srv->extra_header_name)
+    rc = reel_buf_printf(&ex->out, "%s: %s\r\n", c->srv->extra_header_name, c->srv->extra_header_value);
+  if (rc == 0 && resp->status != 304 && resp->status >= 200)
+    rc = reel_buf_printf(&ex->out, "Content-Length: %lld\r\n", (long long)length);
+  if (rc == 0) rc = reel_buf_printf(&ex->out, "Connection: %s\r\n\r\n", keep ? "keep-alive" : "close");
+  int send_body = !ex->head_method && !resp->head_only && resp->status != 304;
+  if (rc == 0 && send_body && resp->file_fd < 0) rc = reel_buf_append(&ex->out, resp->body.data, resp->body.len);
+  if (send_body && resp->file_fd >= 0) {
+    ex->file_fd = resp->file_fd;
+    resp->file_fd = -1;
+    ex->file_pos = resp->file_offset;
+    ex->file_remaining = resp->file_length;
+  }
+  reel_http_response_free(resp);
+  if (rc != 0) {
+    c->current = NULL;
+    conn_close(c);
+    exchange_free(ex);
+    return;
+  }
+  c->state = CONN_WRITING;
+  uv_buf_t b = uv_buf_init(ex->out.data, (unsigned)ex->out.len);
+  ex->write_req.data = ex;
+  arm_timer(c);
+  if (uv_write(&ex->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    c->current = NULL;
+    conn_close(c);
+    exchange_free(ex);
+  }
+}
+
+/* ---- parsing and dispatch ---- */
+
+static void send_parse_error(reel_http_connection *c, int rc) {
+  int status = 400;
+  const char *slug = "malformed-request", *title = "Malformed request";
+  if (rc == REEL_EHEADERS_TOO_LARGE) status = 431, slug = "headers-too-large", title = "Request header fields too large";
+  else if (rc == REEL_ETOOBIG) status = 413, slug = "body-too-large", title = "Request body too large";
+  else if (rc == REEL_EUNSUPPORTED && c->parse.minor_version == -1)
+    status = 505, slug = "version-not-supported", title = "HTTP version not supported";
+  else if (rc == REEL_EUNSUPPORTED) status = 501, slug = "transfer-coding-not-supported", title = "Transfer coding not supported";
+  exchange *ex = calloc(1, sizeof *ex);
+  if (!ex) {
+    conn_close(c);
+    return;
+  }
+  ex->file_fd = -1;
+  ex->conn = c;
+  ex->keep_alive = 0;
+  reel_buf_init(&ex->body, 0);
+  reel_http_request *r = &ex->req;
+  r->protocol = REEL_HTTP_1_1;
+  r->method = REEL_SLICE_LIT("-");
+  r->path = REEL_SLICE_LIT("-");
+  r->route = "malformed";
+  r->start_ns = reel_mono_ns();
+  reel_request_id_new(r->request_id);
+  snprintf(r->remote_addr, sizeof r->remote_addr, "%s", c->remote);
+  r->transport = &h1_transport;
+  c->keep_alive = 0;
+  c->current = ex;
+  c->state = CONN_HANDLING;
+  stop_reading(c);
+  reel_buf_reset(&c->in);
+  const char *detail = status == 413 ? "the request body is larger than service.max_body_bytes allows"
+                       : status == 431 ? "the request head is larger than service.max_header_bytes allows"
+                                       : NULL;
+  reel_http_send_problem_with_headers(r, status, slug, title, detail, "Connection", "close", NULL);
+}
+
+static void rebase(reel_slice *s, const char *from, const char *to) {
+  if (s->ptr) s->ptr = to + (s->ptr - from);
+}
+
+static void conn_try_parse(reel_http_connection *c) {
+  if (c->state != CONN_READING || c->closing || c->in.len == 0) return;
+  /* skip to the first request byte; the parser tolerates leading CRLFs itself */
+  if (!c->parse_started) {
+    reel_h1_request_init(&c->parse, &c->srv->limits);
+    c->parse_started = 1;
+  }
+  int rc = reel_h1_parse_request(c->in.data, c->in.len, &c->parse);
+  if (rc == REEL_EAGAIN && c->in.len >= c->in.max) rc = REEL_ETOOBIG; /* framing overhead filled the buffer */
+  if (rc == REEL_EAGAIN) {
+    if (c->parse.head_complete && c->parse.expect_continue && !c->sent_continue) {
+      static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      c->sent_continue = 1;
+      uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    start_reading(c);
+    arm_timer(c);
+    return;
+  }
+  if (rc < 0) {
+    reel_h1_request_free(&c->parse);
+    c->parse_started = 0;
+    send_parse_error(c, rc);
+    return;
+  }
+  /* a complete request of rc bytes: move it into an exchange */
+  size_t used = (size_t)rc;
+  exchange *ex = calloc(1, sizeof *ex);
+  char *raw = ex ? malloc(used + 1) : NULL;
+  if (!raw) {
+    free(ex);
+    conn_close(c);
+    return;
+  }
+  memcpy(raw, c->in.data, used);
+  raw[used] = '\0';
+  ex->raw = raw;
+  ex->file_fd = -1;
+  ex->conn = c;
+  ex->body = c->parse.body; /* moved */
+  reel_buf_init(&c->parse.body, 0);
+  reel_http_request *r = &ex->req;
+  const char *base = c->in.data;
+  r->protocol = c->parse.minor_version == 0 ? REEL_HTTP_1_0 : REEL_HTTP_1_1;
+  r->method = c->parse.method;
+  r->path = c->parse.path;
+  r->query = c->parse.query;
+  rebase(&r->method, base, raw);
+  rebase(&r->path, base, raw);
+  rebase(&r->query, base, raw);
+  for (int i = 0; i < c->parse.n_headers; i++) {
+    ex->headers[i] = c->parse.headers[i];
+    rebase(&ex->headers[i].name, base, raw);
+    rebase(&ex->headers[i].value, base, raw);
+  }
+  r->headers = ex->headers;
+  r->n_headers = c->parse.n_headers;
+  r->body = (reel_slice){ex->body.data ? ex->body.data : "", ex->body.len};
+  ex->keep_alive = c->parse.keep_alive;
+  ex->head_method = reel_slice_eq(r->method, "HEAD");
+  r->start_ns = reel_mono_ns();
+  reel_request_id_new(r->request_id);
+  snprintf(r->remote_addr, sizeof r->remote_addr, "%s", c->remote);
+  r->transport = &h1_transport;
+  reel_h1_request_free(&c->parse);
+  c->parse_started = 0;
+  reel_buf_consume(&c->in, used);
+  c->current = ex;
+  c->state = CONN_HANDLING;
+  arm_timer(c);
+  if (c->in.len < c->in.max) start_reading(c);
+  c->srv->handler(r, c->srv->app);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void check_drained(reel_http_server *srv) {
+  if (srv->shutting_down && srv->n_connections == 0 && srv->on_drained) {
+    void (*cb)(void *) = srv->on_drained;
+    srv->on_drained = NULL;
+    cb(srv->on_drained_data);
+  }
+}
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+  reel_http_connection *c = h->data;
+  if (--c->handles_open > 0) return;
+  reel_http_server *srv = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else srv->connections = c->next;
+  if (c->next) c->next->prev = c->prev;
+  srv->n_connections--;
+  if (c->parse_started) reel_h1_request_free(&c->parse);
+  reel_buf_free(&c->in);
+  free(c);
+  check_drained(srv);
+}
+
+static void conn_close(reel_http_connection *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  if (c->current) {
+    exchange *ex = c->current;
+    c->current = NULL;
+    if (c->state == CONN_HANDLING) reel_http_request_detach(&ex->req);
+    ex->conn = NULL; /* WRITING: on_write frees it */
+  }
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  reel_http_server *srv = listener->data;
+  if (status < 0) return;
+  reel_http_connection *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = srv;
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  c->handles_open = 1;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || srv->shutting_down ||
+      srv->n_connections >= srv->max_connections) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  uv_timer_init(srv->loop, &c->timer);
+  c->timer.data = c;
+  c->handles_open = 2;
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage peer;
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0) {
+    char ip[48] = "?";
+    int port = 0;
+    if (peer.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+    }
+    snprintf(c->remote, sizeof c->remote, "%s:%d", ip, port);
+  }
+  /* the buffer holds at most one full request plus framing slack */
+  reel_buf_init(&c->in, srv->limits.max_header_bytes + srv->limits.max_body_bytes * 2 + 8192);
+  c->keep_alive = 1;
+  c->state = CONN_READING;
+  c->next = srv->connections;
+  if (c->next) c->next->prev = c;
+  srv->connections = c;
+  srv->n_connections++;
+  start_reading(c);
+  arm_timer(c);
+}
+
+void reel_http_server_init(reel_http_server *srv, uv_loop_t *loop, reel_http_handler handler, void *app) {
+  memset(srv, 0, sizeof *srv);
+  srv->loop = loop;
+  srv->handler = handler;
+  srv->app = app;
+  srv->limits.max_header_bytes = 16384;
+  srv->limits.max_body_bytes = 65536;
+  srv->header_timeout_ms = 10000;
+  srv->idle_timeout_ms = 60000;
+  srv->max_connections = 10000;
+}
+
+int reel_http_server_listen(reel_http_server *srv, const char *address, int *port, char *err, size_t errlen) {
+  if (srv->n_listeners >= REEL_HTTP_MAX_LISTENERS) {
+    snprintf(err, errlen, "too many listeners");
+    return REEL_EINVAL;
+  }
+  const char *a = address;
+  if (strncmp(a, "http://", 7) == 0) a += 7;
+  char host[256];
+  const char *colon = strrchr(a, ':');
+  if (!colon || colon == a) {
+    snprintf(err, errlen, "listen address \"%s\" needs HOST:PORT", address);
+    return REEL_EINVAL;
+  }
+  size_t hlen = (size_t)(colon - a);
+  if (hlen >= sizeof host) hlen = sizeof host - 1;
+  memcpy(host, a, hlen);
+  host[hlen] = '\0';
+  if (host[0] == '[' && hlen >= 2 && host[hlen - 1] == ']') {
+    memmove(host, host + 1, hlen - 2);
+    host[hlen - 2] = '\0';
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+  int gai = getaddrinfo(host, colon + 1, &hints, &res);
+  if (gai != 0) {
+    snprintf(err, errlen, "cannot resolve listen address \"%s\": %s", address, gai_strerror(gai));
+    return REEL_EINVAL;
+  }
+  uv_tcp_t *l = &srv->listeners[srv->n_listeners];
+  uv_tcp_init(srv->loop, l);
+  l->data = srv;
+  int rc = uv_tcp_bind(l, res->ai_addr, 0);
+  freeaddrinfo(res);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)l, 1024, on_connection);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot listen on %s: %s", address, uv_strerror(rc));
+    uv_close((uv_handle_t *)l, NULL);
+    return REEL_EIO;
+  }
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(l, (struct sockaddr *)&bound, &blen);
+  *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                            : ((struct sockaddr_in *)&bound)->sin_port);
+  srv->n_listeners++;
+  return 0;
+}
+
+void reel_http_server_shutdown(reel_http_server *srv) {
+  if (srv->shutting_down) return;
+  srv->shutting_down = 1;
+  for (int i = 0; i < srv->n_listeners; i++) uv_close((uv_handle_t *)&srv->listeners[i], NULL);
+  reel_http_connection *c = srv->connections;
+  while (c) {
+    reel_http_connection *next = c->next;
+    if (c->state == CONN_READING && c->in.len == 0) conn_close(c);
+    else c->keep_alive = 0;
+    c = next;
+  }
+  check_drained(srv);
+}

@@ -1,0 +1,430 @@
+/* reeld: the reel job service. Parses the command line, loads reel.yaml,
+ * wires the store, storage, scheduler and HTTP front end onto one libuv loop,
+ * and shuts them down in order on SIGTERM/SIGINT. `reeld run` runs the
+ * configured pipeline once in the foreground, like ttv-pipeline's pipeline.py. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/random.h"
+#include "common/redact.h"
+#include "metrics/metrics.h"
+#include "worker/child.h"
+
+#define REEL_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: reeld [--config FILE] [--prompt TEXT]   serve the jobs API and run jobs\n"
+    "       reeld --check-config [--config FILE]    validate the config file and exit\n"
+    "       reeld run [--config FILE] [--prompt TEXT]\n"
+    "                                               run the configured pipeline once, in the foreground\n"
+    "       reeld --routes                          print every HTTP route\n"
+    "       reeld --version\n"
+    "FILE defaults to reel.yaml in the current directory.\n";
+
+typedef struct {
+  const char *config_path;
+  const char *prompt;
+  int check_config;
+  int routes;
+  int run_once;
+} options;
+
+static int parse_args(int argc, char **argv, options *o) {
+  o->config_path = "reel.yaml";
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "run") == 0 && i == 1) o->run_once = 1;
+    else if (strcmp(a, "--config") == 0 && i + 1 < argc) o->config_path = argv[++i];
+    else if (strncmp(a, "--config=", 9) == 0) o->config_path = a + 9;
+    else if (strcmp(a, "--prompt") == 0 && i + 1 < argc) o->prompt = argv[++i];
+    else if (strncmp(a, "--prompt=", 9) == 0) o->prompt = a + 9;
+    else if (strcmp(a, "--check-config") == 0) o->check_config = 1;
+    else if (strcmp(a, "--routes") == 0) o->routes = 1;
+    else if (strcmp(a, "--version") == 0) {
+      printf("reeld %s\n", REEL_VERSION);
+      exit(0);
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      exit(0);
+    } else {
+      fprintf(stderr, "reeld: unknown argument \"%s\"\n%s", a, usage);
+      return 2;
+    }
+  }
+  return 0;
+}
+
+static int make_dir(const char *path) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The download-URL key: derived from service.signing_key, or 32 random bytes
+ * kept in data_dir/signing.key (0600) so URLs survive restarts. */
+static int load_signing_key(const reel_config *cfg, unsigned char key[32], char *err, size_t errlen) {
+  if (cfg->signing_key) {
+    return gnutls_hash_fast(GNUTLS_DIG_SHA256, cfg->signing_key, strlen(cfg->signing_key), key) == 0 ? 0 : REEL_EIO;
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/signing.key", cfg->data_dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, key, 32);
+    close(fd);
+    if (n == 32) return 0;
+    snprintf(err, errlen, "%s is damaged (expected 32 bytes): delete it to make a new one", path);
+    return REEL_EIO;
+  }
+  if (gnutls_rnd(GNUTLS_RND_KEY, key, 32) != 0) return REEL_EIO;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || write(fd, key, 32) != 32 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return REEL_EIO;
+  }
+  return 0;
+}
+
+static char *default_docs_dir(void) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return strdup("share/docs");
+  exe[n] = '\0';
+  char *dir = dirname(exe);
+  size_t len = strlen(dir) + 16;
+  char *out = malloc(len);
+  if (out) snprintf(out, len, "%s/share/docs", dir);
+  return out;
+}
+
+/* ---- reeld run ---- */
+
+typedef struct {
+  reel_child child;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t timeout;
+  int64_t exit_status;
+  int term_signal;
+  double grace;
+} run_once_state;
+
+static void run_line(reel_child *child, const char *line, size_t len, int is_stderr) {
+  (void)child;
+  char *clean = NULL;
+  reel_buf b;
+  reel_buf_init(&b, len + 256);
+  if (reel_redact(line, len, &b) == 0) clean = b.data;
+  fprintf(is_stderr ? stderr : stdout, "%s\n", clean ? clean : "");
+  fflush(is_stderr ? stderr : stdout);
+  reel_buf_free(&b);
+}
+
+static void run_done(reel_child *child, int64_t exit_status, int term_signal) {
+  run_once_state *st = child->data;
+  st->exit_status = exit_status;
+  st->term_signal = term_signal;
+  uv_close((uv_handle_t *)&st->sigint, NULL);
+  uv_close((uv_handle_t *)&st->sigterm, NULL);
+  uv_close((uv_handle_t *)&st->timeout, NULL);
+}
+
+static void run_signal(uv_signal_t *h, int signum) {
+  run_once_state *st = h->data;
+  fprintf(stderr, "reeld run: signal %d: stopping the pipeline\n", signum);
+  reel_child_stop(&st->child, (uint64_t)(st->grace * 1000));
+}
+
+static void run_timeout(uv_timer_t *t) {
+  run_once_state *st = t->data;
+  fprintf(stderr, "reeld run: service.job_timeout_seconds reached: stopping the pipeline\n");
+  reel_child_stop(&st->child, (uint64_t)(st->grace * 1000));
+}
+
+static int run_once(reel_config *cfg, const char *cli_prompt) {
+  if (strcmp(cfg->default_backend, "command") != 0) {
+    fprintf(stderr, "reeld run: pipeline backend \"%s\" is not available in this build; set "
+                    "pipeline.default_backend: command and pipeline.command in %s\n", cfg->default_backend, cfg->path);
+    return 2;
+  }
+  json_t *effective = reel_config_effective(cfg->pipeline, cli_prompt, NULL);
+  char workspace[4200], config_path[4300], err[512] = "cannot create the workspace", work_root[4096];
+  snprintf(work_root, sizeof work_root, "%s/work", cfg->data_dir);
+  char *absolute = make_dir(work_root) == 0 ? realpath(work_root, NULL) : NULL;
+  snprintf(workspace, sizeof workspace, "%s/run-%lld", absolute ? absolute : work_root, (long long)reel_now_ms());
+  int have_root = absolute != NULL;
+  free(absolute);
+  if (!have_root ||
+      reel_scheduler_prepare_workspace(workspace, effective, config_path, sizeof config_path, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld run: %s\n", err);
+    json_decref(effective);
+    return 1;
+  }
+  json_t *p = json_object_get(effective, "prompt");
+  char **argv = reel_scheduler_build_argv(cfg->command_argv, config_path, json_is_string(p) ? json_string_value(p) : "",
+                                          workspace);
+  json_decref(effective);
+  uv_loop_t *loop = uv_default_loop();
+  run_once_state st = {.grace = cfg->cancel_grace_seconds};
+  static const reel_child_callbacks cb = {.line = run_line, .done = run_done};
+  uv_signal_init(loop, &st.sigint);
+  uv_signal_init(loop, &st.sigterm);
+  uv_timer_init(loop, &st.timeout);
+  st.sigint.data = st.sigterm.data = st.timeout.data = &st;
+  int rc = argv ? reel_child_spawn(&st.child, loop, argv, workspace, cfg->max_log_line_bytes, &cb, &st, err, sizeof err)
+                : REEL_ENOMEM;
+  reel_scheduler_free_argv(argv);
+  if (rc == 0) {
+    uv_signal_start(&st.sigint, run_signal, SIGINT);
+    uv_signal_start(&st.sigterm, run_signal, SIGTERM);
+    uv_timer_start(&st.timeout, run_timeout, (uint64_t)(cfg->job_timeout_seconds * 1000), 0);
+  } else {
+    fprintf(stderr, "reeld run: pipeline.command: %s\n", err);
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  if (rc != 0) return 1;
+  if (st.term_signal) {
+    fprintf(stderr, "reeld run: the pipeline was killed by signal %d\n", st.term_signal);
+    return 1;
+  }
+  if (st.exit_status != 0) {
+    fprintf(stderr, "reeld run: the pipeline exited with status %lld\n", (long long)st.exit_status);
+    return (int)st.exit_status;
+  }
+  char artifact[4400];
+  snprintf(artifact, sizeof artifact, "%s/output/final_video.mp4", workspace);
+  if (access(artifact, R_OK) != 0) {
+    fprintf(stderr, "reeld run: the pipeline exited with status 0 but wrote no output/final_video.mp4\n");
+    return 1;
+  }
+  printf("%s\n", artifact);
+  return 0;
+}
+
+/* ---- serving ---- */
+
+typedef struct {
+  reel_app *app;
+  uv_signal_t sigterm, sigint;
+  int http_done, workers_done, shutting_down;
+} server_state;
+
+static void maybe_exit(server_state *s) {
+  if (!s->http_done || !s->workers_done) return;
+  reel_log(REEL_LOG_INFO, "stopped", NULL);
+  reel_jobs_close(&s->app->jobs);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+static void http_drained(void *data) {
+  server_state *s = data;
+  s->http_done = 1;
+  maybe_exit(s);
+}
+
+static void workers_stopped(void *data) {
+  server_state *s = data;
+  s->workers_done = 1;
+  maybe_exit(s);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum) {
+  server_state *s = h->data;
+  if (s->shutting_down) {
+    reel_log(REEL_LOG_WARN, "second signal: exiting now", "{s:i}", "signal", signum);
+    _exit(1);
+  }
+  s->shutting_down = 1;
+  reel_log(REEL_LOG_INFO, "shutting down", "{s:i}", "signal", signum);
+  reel_app *app = s->app;
+  app->http.on_drained = http_drained;
+  app->http.on_drained_data = s;
+  reel_http_server_shutdown(&app->http);
+  if (app->runs_workers) reel_scheduler_stop(&app->scheduler, workers_stopped, s);
+  else workers_stopped(s);
+}
+
+static void on_submitted(void *data) {
+  reel_app *app = data;
+  if (app->runs_workers) reel_scheduler_poke(&app->scheduler);
+}
+
+static void on_cancel_requested(void *data, const char *job_id) {
+  reel_app *app = data;
+  if (app->runs_workers) reel_scheduler_cancel(&app->scheduler, job_id);
+}
+
+typedef struct {
+  reel_job_op op;
+  int done;
+  int result;
+} sync_op;
+
+static void sync_done(reel_job_op *op, int result) {
+  sync_op *s = (sync_op *)op;
+  s->done = 1;
+  s->result = result;
+}
+
+/* Runs one job operation to completion before the server starts serving. */
+static int run_sync(reel_app *app, sync_op *s) {
+  s->op.cb = sync_done;
+  reel_jobs_run(&app->jobs, &s->op);
+  while (!s->done) uv_run(app->loop, UV_RUN_ONCE);
+  return s->result;
+}
+
+static int serve(reel_config *cfg, const char *cli_prompt) {
+  static reel_app app;
+  char err[512] = "";
+  memset(&app, 0, sizeof app);
+  app.cfg = cfg;
+  app.cli_prompt = cli_prompt;
+  app.loop = uv_default_loop();
+  app.runs_workers = strcmp(cfg->mode, "api") != 0;
+  signal(SIGPIPE, SIG_IGN);
+
+  if (make_dir(cfg->data_dir) != 0) {
+    fprintf(stderr, "reeld: cannot create data_dir %s: %s\n", cfg->data_dir, strerror(errno));
+    return 1;
+  }
+  char lock_path[4096];
+  snprintf(lock_path, sizeof lock_path, "%s/reeld.lock", cfg->data_dir);
+  int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    fprintf(stderr, "reeld: another reeld is using data_dir %s (lock %s held); stop it or choose another data_dir\n",
+            cfg->data_dir, lock_path);
+    return 1;
+  }
+  if (load_signing_key(cfg, app.signing_key, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s\n", err);
+    return 1;
+  }
+  reel_store *store = NULL;
+  if (reel_store_open_sqlite(cfg->database_path, &store, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s\n", err);
+    return 1;
+  }
+  if (reel_jobs_init(&app.jobs, app.loop, store, cfg->max_queue_depth, cfg->max_log_lines) != 0) {
+    fprintf(stderr, "reeld: cannot start the store thread\n");
+    return 1;
+  }
+  app.jobs.listener = (reel_jobs_listener){.submitted = on_submitted, .cancel_requested = on_cancel_requested, .data = &app};
+  reel_metrics_init();
+  if (reel_api_init(&app) != 0) return 1;
+  app.docs_dir = cfg->docs_dir ? strdup(cfg->docs_dir) : default_docs_dir();
+
+  /* jobs that were running when the last process died */
+  sync_op recover;
+  reel_job_op_init(&recover.op, REEL_JOB_OP_RECOVER);
+  recover.done = 0;
+  recover.op.max_attempts = cfg->max_attempts;
+  if (run_sync(&app, &recover) != 0) {
+    fprintf(stderr, "reeld: recovering interrupted jobs failed: %s\n", reel_strerror(recover.result));
+    return 1;
+  }
+  if (recover.op.requeued || recover.op.failed)
+    reel_log(REEL_LOG_INFO, "recovered interrupted jobs", "{s:i, s:i}", "requeued", recover.op.requeued, "failed",
+             recover.op.failed);
+  reel_job_op_cleanup(&recover.op);
+
+  reel_http_server_init(&app.http, app.loop, reel_api_handle, &app);
+  app.http.limits.max_header_bytes = cfg->max_header_bytes;
+  app.http.limits.max_body_bytes = cfg->max_body_bytes;
+  app.http.header_timeout_ms = (uint64_t)(cfg->header_timeout_seconds * 1000);
+  app.http.idle_timeout_ms = (uint64_t)(cfg->idle_timeout_seconds * 1000);
+  app.http.max_connections = cfg->max_connections;
+  char base_url[300] = "";
+  for (int i = 0; i < cfg->n_listen; i++) {
+    int port = 0;
+    if (reel_http_server_listen(&app.http, cfg->listen[i], &port, err, sizeof err) != 0) {
+      fprintf(stderr, "reeld: %s (service.listen in %s)\n", err, cfg->path);
+      return 1;
+    }
+    reel_log(REEL_LOG_INFO, "listening", "{s:s, s:i, s:s}", "address", cfg->listen[i], "port", port, "protocol",
+             "HTTP/1.1");
+    if (i == 0 && !cfg->public_base_url) {
+      const char *a = cfg->listen[0];
+      if (strncmp(a, "http://", 7) == 0) a += 7;
+      const char *colon = strrchr(a, ':');
+      snprintf(base_url, sizeof base_url, "http://%.*s:%d", (int)(colon - a), a, port);
+    }
+  }
+  const char *public_base = cfg->public_base_url ? cfg->public_base_url : base_url;
+  if (reel_storage_open_local(cfg->storage_path, public_base, app.signing_key, sizeof app.signing_key, &app.storage,
+                              err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s (service.storage in %s)\n", err, cfg->path);
+    return 1;
+  }
+  if (app.runs_workers &&
+      reel_scheduler_start(&app.scheduler, app.loop, &app.jobs, cfg, app.storage, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s\n", err);
+    return 1;
+  }
+  server_state state = {.app = &app};
+  uv_signal_init(app.loop, &state.sigterm);
+  uv_signal_init(app.loop, &state.sigint);
+  state.sigterm.data = state.sigint.data = &state;
+  uv_signal_start(&state.sigterm, on_stop_signal, SIGTERM);
+  uv_signal_start(&state.sigint, on_stop_signal, SIGINT);
+  reel_log(REEL_LOG_INFO, "started", "{s:s, s:s, s:i, s:s}", "version", REEL_VERSION, "mode", cfg->mode, "workers",
+           cfg->workers, "backend", cfg->default_backend);
+
+  uv_run(app.loop, UV_RUN_DEFAULT);
+  app.storage->ops->close(app.storage);
+  free(app.scheduler.work_dir);
+  free(app.docs_dir);
+  uv_loop_close(app.loop);
+  close(lock_fd);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options o = {0};
+  if (parse_args(argc, argv, &o) != 0) return 2;
+  if (o.routes) {
+    reel_api_print_routes();
+    return 0;
+  }
+  reel_config cfg;
+  char err[1024];
+  if (reel_config_load(o.config_path, &cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    return 2;
+  }
+  if (o.check_config) {
+    printf("%s: OK\n", o.config_path);
+    reel_config_free(&cfg);
+    return 0;
+  }
+  int level = reel_log_level_parse(cfg.log_level ? cfg.log_level : "info");
+  reel_log_set_level(level < 0 ? REEL_LOG_INFO : (reel_log_level)level);
+  for (int i = 0; i < cfg.n_tokens; i++) reel_redact_add_secret(cfg.tokens[i]);
+  if (cfg.signing_key) reel_redact_add_secret(cfg.signing_key);
+  int rc = o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
+  reel_config_free(&cfg);
+  reel_redact_clear_secrets();
+  return rc;
+}

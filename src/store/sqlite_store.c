@@ -1,0 +1,375 @@
+/* The embedded job store: one SQLite file in WAL mode with synchronous=FULL,
+ * so a commit that returned is on disk. Used by exactly one reeld process
+ * (main.c holds a lock on data_dir); schema changes are numbered migrations. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "store/store.h"
+
+/* Numbered schema migrations; schema_version holds how many have run. */
+static const char *const migrations[] = {
+    /* 1: jobs and their logs */
+    "CREATE TABLE jobs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  status INTEGER NOT NULL,"
+    "  progress INTEGER NOT NULL DEFAULT 0,"
+    "  stage TEXT NOT NULL DEFAULT '',"
+    "  prompt TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL DEFAULT 0,"
+    "  finished_ms INTEGER NOT NULL DEFAULT 0,"
+    "  updated_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  run_after_ms INTEGER NOT NULL DEFAULT 0,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  artifact_key TEXT, artifact_uri TEXT, gcs_uri TEXT, error TEXT, failure_reason TEXT,"
+    "  worker_id TEXT NOT NULL DEFAULT '',"
+    "  lease_expires_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_by_status ON jobs(status, seq);"
+    "CREATE TABLE job_logs ("
+    "  job_id TEXT NOT NULL,"
+    "  line_no INTEGER NOT NULL,"
+    "  line TEXT NOT NULL,"
+    "  PRIMARY KEY (job_id, line_no)) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
+
+#define JOB_COLUMNS                                                                           \
+  "seq, id, status, progress, stage, prompt, created_ms, started_ms, finished_ms, updated_ms, " \
+  "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
+  "failure_reason, worker_id, lease_expires_ms"
+
+enum {
+  STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_SAVEPOINT, STMT_RELEASE, STMT_ROLLBACK_TO,
+  STMT_INSERT, STMT_GET, STMT_UPDATE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT,
+  STMT_NEXT_RUNNABLE, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING,
+  STMT_COUNT_
+};
+
+static const char *const statement_sql[STMT_COUNT_] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_SAVEPOINT] = "SAVEPOINT call",
+    [STMT_RELEASE] = "RELEASE call",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO call",
+    [STMT_INSERT] = "INSERT INTO jobs (id, status, progress, stage, prompt, created_ms, updated_ms, "
+                    "run_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+    [STMT_UPDATE] = "UPDATE jobs SET status = ?2, progress = ?3, stage = ?4, started_ms = ?5, "
+                    "finished_ms = ?6, updated_ms = ?7, attempts = ?8, run_after_ms = ?9, "
+                    "cancel_requested = ?10, artifact_key = ?11, artifact_uri = ?12, gcs_uri = ?13, "
+                    "error = ?14, failure_reason = ?15, worker_id = ?16, lease_expires_ms = ?17 "
+                    "WHERE id = ?1",
+    [STMT_LIST_ANY] = "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+    [STMT_LIST_STATUS] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = ?3 AND seq < ?1 "
+                         "ORDER BY seq DESC LIMIT ?2",
+    [STMT_COUNT] = "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+    [STMT_NEXT_RUNNABLE] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = 0 AND run_after_ms <= ?1 "
+                           "ORDER BY seq LIMIT 1",
+    [STMT_LOG_MAX] = "SELECT COALESCE(MAX(line_no), 0) FROM job_logs WHERE job_id = ?1",
+    [STMT_LOG_INSERT] = "INSERT INTO job_logs (job_id, line_no, line) VALUES (?1, ?2, ?3)",
+    [STMT_LOG_TRIM] = "DELETE FROM job_logs WHERE job_id = ?1 AND line_no <= ?2",
+    [STMT_LOG_TAIL] = "SELECT line FROM (SELECT line_no, line FROM job_logs WHERE job_id = ?1 "
+                      "ORDER BY line_no DESC LIMIT ?2) ORDER BY line_no",
+    [STMT_PING] = "SELECT 1",
+};
+
+typedef struct {
+  reel_store base;
+  sqlite3 *db;
+  sqlite3_stmt *stmt[STMT_COUNT_];
+} sqlite_store;
+
+static sqlite3_stmt *prepared(sqlite_store *s, int which) {
+  sqlite3_stmt *st = s->stmt[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : REEL_ESTORE;
+}
+
+static int exec_stmt(reel_store *base, int which) {
+  return step_done(prepared((sqlite_store *)base, which));
+}
+
+static int s_begin(reel_store *s) { return exec_stmt(s, STMT_BEGIN); }
+static int s_commit(reel_store *s) { return exec_stmt(s, STMT_COMMIT); }
+static int s_rollback(reel_store *s) { return exec_stmt(s, STMT_ROLLBACK); }
+static int s_savepoint(reel_store *s) { return exec_stmt(s, STMT_SAVEPOINT); }
+static int s_release(reel_store *s) { return exec_stmt(s, STMT_RELEASE); }
+static int s_rollback_to(reel_store *s) { return exec_stmt(s, STMT_ROLLBACK_TO); }
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+  if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, i);
+}
+
+static char *column_dup(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? strdup((const char *)t) : NULL;
+}
+
+static void copy_column(sqlite3_stmt *st, int i, char *dst, size_t n) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+static void read_job(sqlite3_stmt *st, reel_job *j) {
+  memset(j, 0, sizeof *j);
+  j->seq = sqlite3_column_int64(st, 0);
+  copy_column(st, 1, j->id, sizeof j->id);
+  j->status = (reel_job_status)sqlite3_column_int(st, 2);
+  j->progress = sqlite3_column_int(st, 3);
+  copy_column(st, 4, j->stage, sizeof j->stage);
+  j->prompt = column_dup(st, 5);
+  j->created_ms = sqlite3_column_int64(st, 6);
+  j->started_ms = sqlite3_column_int64(st, 7);
+  j->finished_ms = sqlite3_column_int64(st, 8);
+  j->updated_ms = sqlite3_column_int64(st, 9);
+  j->attempts = sqlite3_column_int(st, 10);
+  j->run_after_ms = sqlite3_column_int64(st, 11);
+  j->cancel_requested = sqlite3_column_int(st, 12);
+  j->artifact_key = column_dup(st, 13);
+  j->artifact_uri = column_dup(st, 14);
+  j->gcs_uri = column_dup(st, 15);
+  j->error = column_dup(st, 16);
+  j->failure_reason = column_dup(st, 17);
+  copy_column(st, 18, j->worker_id, sizeof j->worker_id);
+  j->lease_expires_ms = sqlite3_column_int64(st, 19);
+}
+
+static int s_insert_job(reel_store *base, reel_job *job) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_INSERT);
+  sqlite3_bind_text(st, 1, job->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, job->status);
+  sqlite3_bind_int(st, 3, job->progress);
+  sqlite3_bind_text(st, 4, job->stage, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, job->prompt ? job->prompt : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, job->created_ms);
+  sqlite3_bind_int64(st, 7, job->updated_ms);
+  sqlite3_bind_int64(st, 8, job->run_after_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_CONSTRAINT) return REEL_ECONFLICT;
+  if (rc != SQLITE_DONE) return REEL_ESTORE;
+  job->seq = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+static int s_get_job(reel_store *base, const char *id, reel_job *out) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_GET);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) read_job(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
+}
+
+static int s_update_job(reel_store *base, const reel_job *j) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_UPDATE);
+  sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, j->status);
+  sqlite3_bind_int(st, 3, j->progress);
+  sqlite3_bind_text(st, 4, j->stage, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, j->started_ms);
+  sqlite3_bind_int64(st, 6, j->finished_ms);
+  sqlite3_bind_int64(st, 7, j->updated_ms);
+  sqlite3_bind_int(st, 8, j->attempts);
+  sqlite3_bind_int64(st, 9, j->run_after_ms);
+  sqlite3_bind_int(st, 10, j->cancel_requested);
+  bind_text_or_null(st, 11, j->artifact_key);
+  bind_text_or_null(st, 12, j->artifact_uri);
+  bind_text_or_null(st, 13, j->gcs_uri);
+  bind_text_or_null(st, 14, j->error);
+  bind_text_or_null(st, 15, j->failure_reason);
+  sqlite3_bind_text(st, 16, j->worker_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 17, j->lease_expires_ms);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  return sqlite3_changes(s->db) == 1 ? 0 : REEL_ENOTFOUND;
+}
+
+static int s_list_jobs(reel_store *base, int status, int64_t before_seq, int limit, reel_job *out,
+                       int *count) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, status < 0 ? STMT_LIST_ANY : STMT_LIST_STATUS);
+  sqlite3_bind_int64(st, 1, before_seq > 0 ? before_seq : INT64_MAX);
+  sqlite3_bind_int(st, 2, limit);
+  if (status >= 0) sqlite3_bind_int(st, 3, status);
+  int n = 0, rc;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_job(st, &out[n++]);
+  sqlite3_reset(st);
+  *count = n;
+  return 0;
+}
+
+static int s_count_by_status(reel_store *base, int64_t counts[REEL_JOB_STATUS_COUNT]) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_COUNT);
+  for (int i = 0; i < REEL_JOB_STATUS_COUNT; i++) counts[i] = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int status = sqlite3_column_int(st, 0);
+    if (status >= 0 && status < REEL_JOB_STATUS_COUNT) counts[status] = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : REEL_ESTORE;
+}
+
+static int s_next_runnable(reel_store *base, int64_t now_ms, reel_job *out) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_NEXT_RUNNABLE);
+  sqlite3_bind_int64(st, 1, now_ms);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) read_job(st, out);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
+}
+
+static int s_append_log(reel_store *base, const char *job_id, const char *line, size_t max_lines) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_LOG_MAX);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return REEL_ESTORE;
+  }
+  int64_t last = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  st = prepared(s, STMT_LOG_INSERT);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, last + 1);
+  sqlite3_bind_text(st, 3, line, -1, SQLITE_STATIC);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  if ((int64_t)max_lines > 0 && last + 1 > (int64_t)max_lines) {
+    st = prepared(s, STMT_LOG_TRIM);
+    sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, last + 1 - (int64_t)max_lines);
+    if (step_done(st) != 0) return REEL_ESTORE;
+  }
+  return 0;
+}
+
+static int s_tail_logs(reel_store *base, const char *job_id, int n, json_t *lines) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_LOG_TAIL);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, n);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(lines, json_string((const char *)sqlite3_column_text(st, 0)));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : REEL_ESTORE;
+}
+
+static int s_ping(reel_store *base) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_PING);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : REEL_ESTORE;
+}
+
+static void s_close(reel_store *base) {
+  sqlite_store *s = (sqlite_store *)base;
+  for (int i = 0; i < STMT_COUNT_; i++) sqlite3_finalize(s->stmt[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+static const reel_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .begin = s_begin,
+    .commit = s_commit,
+    .rollback = s_rollback,
+    .savepoint = s_savepoint,
+    .release_savepoint = s_release,
+    .rollback_savepoint = s_rollback_to,
+    .insert_job = s_insert_job,
+    .get_job = s_get_job,
+    .update_job = s_update_job,
+    .list_jobs = s_list_jobs,
+    .count_by_status = s_count_by_status,
+    .next_runnable = s_next_runnable,
+    .append_log = s_append_log,
+    .tail_logs = s_tail_logs,
+    .ping = s_ping,
+    .close = s_close,
+};
+
+static int migrate(sqlite3 *db, char *err, size_t errlen) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);", NULL,
+                   NULL, &msg) != SQLITE_OK)
+    goto fail;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", -1, &st, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_finalize(st);
+  if (version < 0) goto fail;
+  if (version > N_MIGRATIONS) {
+    snprintf(err, errlen, "database schema version %d is newer than this reeld (%d): upgrade reeld",
+             version, N_MIGRATIONS);
+    return REEL_ESTORE;
+  }
+  for (int v = version; v < N_MIGRATIONS; v++) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "INSERT INTO schema_version VALUES (%d);", v + 1);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+      goto fail;
+    }
+  }
+  return 0;
+fail:
+  snprintf(err, errlen, "database migration failed: %s", msg ? msg : sqlite3_errmsg(db));
+  sqlite3_free(msg);
+  return REEL_ESTORE;
+}
+
+int reel_store_open_sqlite(const char *path, reel_store **out, char *err, size_t errlen) {
+  sqlite_store *s = calloc(1, sizeof *s);
+  if (!s) return REEL_ENOMEM;
+  s->base.ops = &sqlite_ops;
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  char *msg = NULL;
+  if (sqlite3_exec(s->db,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                   "PRAGMA wal_autocheckpoint=4000;",
+                   NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot configure database %s: %s", path, msg ? msg : "?");
+    sqlite3_free(msg);
+    goto fail;
+  }
+  if (migrate(s->db, err, errlen) != 0) goto fail;
+  for (int i = 0; i < STMT_COUNT_; i++) {
+    if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
+        SQLITE_OK) {
+      snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(s->db));
+      goto fail;
+    }
+  }
+  *out = &s->base;
+  return 0;
+fail:
+  for (int i = 0; i < STMT_COUNT_; i++) sqlite3_finalize(s->stmt[i]);
+  sqlite3_close(s->db);
+  free(s);
+  return REEL_ESTORE;
+}

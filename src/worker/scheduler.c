@@ -1,0 +1,628 @@
+/* Runs jobs. Claims go through reel_jobs (so the store decides who runs what),
+ * each claimed job becomes a reel_run that owns a workspace, a supervised
+ * process group and a timeout timer, and every outcome — success, transient
+ * failure, permanent failure, timeout, cancel, shutdown — ends in exactly one
+ * store operation that moves the job on. */
+#define _XOPEN_SOURCE 700
+#include "worker/scheduler.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/random.h"
+#include "common/redact.h"
+#include "metrics/metrics.h"
+#include "worker/child.h"
+
+#define MAX_PENDING_LOG_LINES 2000
+#define ERROR_TAIL_LINES 5
+#define EXIT_TEMPFAIL 75
+#define POLL_INTERVAL_MS 500
+
+typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN } stop_reason;
+
+struct reel_run {
+  reel_run *prev, *next;
+  reel_scheduler *sched;
+  char id[32];
+  int attempts;
+  int64_t created_ms;
+  char workspace[4096];
+  reel_child child;
+  uv_timer_t timeout_timer;
+  stop_reason stop;
+  /* output waiting to be stored, one line per '\n' */
+  reel_buf pending_log;
+  int pending_lines, dropped_lines;
+  reel_job_op log_op;
+  int log_in_flight;
+  reel_job_op progress_op;
+  int progress_in_flight, progress_dirty, next_progress;
+  char next_stage[64];
+  reel_job_op final_op;
+  /* the last stderr lines, for the error message of a failed run */
+  char stderr_tail[ERROR_TAIL_LINES][300];
+  int tail_next, tail_count;
+  int child_done;
+  int64_t exit_status;
+  int term_signal;
+  int finalized;
+  const char *preset_reason; /* set when the run failed before a process could run */
+  char preset_error[640];
+};
+
+static void try_claim(reel_scheduler *s);
+
+/* ---- helpers exposed for tests ---- */
+
+static int append_replaced(reel_buf *b, const char *arg, const char *config_path, const char *prompt,
+                           const char *workspace) {
+  static const struct { const char *token; int which; } tokens[] = {{"{config}", 0}, {"{prompt}", 1}, {"{workspace}", 2}};
+  const char *values[3] = {config_path, prompt, workspace};
+  while (*arg) {
+    int matched = 0;
+    for (size_t t = 0; t < 3; t++) {
+      size_t n = strlen(tokens[t].token);
+      if (strncmp(arg, tokens[t].token, n) == 0) {
+        if (reel_buf_append_str(b, values[tokens[t].which] ? values[tokens[t].which] : "")) return REEL_ENOMEM;
+        arg += n;
+        matched = 1;
+        break;
+      }
+    }
+    if (!matched) {
+      if (reel_buf_append(b, arg, 1)) return REEL_ENOMEM;
+      arg++;
+    }
+  }
+  return 0;
+}
+
+char **reel_scheduler_build_argv(char *const template_argv[], const char *config_path, const char *prompt,
+                                 const char *workspace) {
+  int n = 0;
+  while (template_argv[n]) n++;
+  char **argv = calloc((size_t)n + 1, sizeof *argv);
+  if (!argv) return NULL;
+  for (int i = 0; i < n; i++) {
+    reel_buf b;
+    reel_buf_init(&b, 1 << 20);
+    if (append_replaced(&b, template_argv[i], config_path, prompt, workspace) != 0) {
+      reel_buf_free(&b);
+      reel_scheduler_free_argv(argv);
+      return NULL;
+    }
+    argv[i] = reel_buf_steal(&b);
+  }
+  return argv;
+}
+
+void reel_scheduler_free_argv(char **argv) {
+  if (!argv) return;
+  for (int i = 0; argv[i]; i++) free(argv[i]);
+  free(argv);
+}
+
+int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, char *stage, size_t stage_len) {
+  static const char prefix[] = "REEL_PROGRESS ";
+  size_t plen = sizeof prefix - 1;
+  if (len <= plen || memcmp(line, prefix, plen) != 0) return 0;
+  size_t i = plen;
+  int value = 0, digits = 0;
+  while (i < len && line[i] >= '0' && line[i] <= '9' && digits < 4) value = value * 10 + (line[i++] - '0'), digits++;
+  if (digits == 0 || value > 100) return 0;
+  if (i < len && line[i] != ' ') return 0;
+  while (i < len && line[i] == ' ') i++;
+  size_t end = len;
+  while (end > i && line[end - 1] == ' ') end--;
+  size_t n = end - i;
+  if (n >= stage_len) n = stage_len - 1;
+  for (size_t k = 0; k < n; k++) {
+    unsigned char ch = (unsigned char)line[i + k];
+    stage[k] = (ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
+  }
+  stage[n] = '\0';
+  *progress = value;
+  return 1;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+int reel_remove_tree(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : REEL_EIO;
+  return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : REEL_EIO;
+}
+
+int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
+                                     size_t config_path_len, char *err, size_t errlen) {
+  char output[4200];
+  reel_remove_tree(workspace);
+  snprintf(output, sizeof output, "%s/output", workspace);
+  if (mkdir(workspace, 0700) != 0 || mkdir(output, 0700) != 0) {
+    snprintf(err, errlen, "cannot create the job workspace: %s", strerror(errno));
+    return REEL_EIO;
+  }
+  snprintf(config_path, config_path_len, "%s/pipeline_config.yaml", workspace);
+  char *yaml = reel_config_to_yaml(effective);
+  if (!yaml) {
+    snprintf(err, errlen, "cannot write the job's effective config");
+    return REEL_ENOMEM;
+  }
+  FILE *f = fopen(config_path, "w");
+  int ok = f && fputs(yaml, f) >= 0;
+  if (f && fclose(f) != 0) ok = 0;
+  free(yaml);
+  if (!ok) {
+    snprintf(err, errlen, "cannot write %s", "pipeline_config.yaml");
+    return REEL_EIO;
+  }
+  return 0;
+}
+
+/* ---- run bookkeeping ---- */
+
+static void run_unlink(reel_scheduler *s, reel_run *r) {
+  if (r->prev) r->prev->next = r->next;
+  else s->runs = r->next;
+  if (r->next) r->next->prev = r->prev;
+  s->n_running--;
+  reel_metrics_set_running(s->n_running);
+}
+
+static void maybe_stopped(reel_scheduler *s) {
+  if (s->stopping && s->n_running == 0 && !s->claim_in_flight && s->on_stopped) {
+    void (*cb)(void *) = s->on_stopped;
+    s->on_stopped = NULL;
+    cb(s->on_stopped_data);
+  }
+}
+
+static void on_run_timer_closed(uv_handle_t *h) {
+  reel_run *r = h->data;
+  reel_scheduler *s = r->sched;
+  reel_buf_free(&r->pending_log);
+  reel_job_op_cleanup(&r->log_op);
+  reel_job_op_cleanup(&r->progress_op);
+  reel_job_op_cleanup(&r->final_op);
+  free(r);
+  try_claim(s);
+  maybe_stopped(s);
+}
+
+static void on_final_done(reel_job_op *op, int result);
+
+static void submit_final(reel_run *r, reel_job_op_kind kind) {
+  reel_job_op *op = &r->final_op;
+  reel_job_op_cleanup(op);
+  reel_job_op_init(op, kind);
+  memcpy(op->id, r->id, sizeof op->id);
+  op->cb = on_final_done;
+  op->data = r;
+}
+
+static void final_fail(reel_run *r, const char *reason, const char *message) {
+  submit_final(r, REEL_JOB_OP_FAIL);
+  r->final_op.reason = reason;
+  r->final_op.text = reel_redact_dup(message);
+  reel_jobs_run(r->sched->jobs, &r->final_op);
+}
+
+static void error_tail(reel_run *r, char *out, size_t n) {
+  out[0] = '\0';
+  size_t used = 0;
+  int first = (r->tail_next - r->tail_count + ERROR_TAIL_LINES) % ERROR_TAIL_LINES;
+  for (int i = 0; i < r->tail_count; i++) {
+    const char *line = r->stderr_tail[(first + i) % ERROR_TAIL_LINES];
+    int w = snprintf(out + used, n - used, "%s%s", used ? " | " : "", line);
+    if (w < 0 || (size_t)w >= n - used) break;
+    used += (size_t)w;
+  }
+}
+
+static void finish_success(reel_run *r) {
+  reel_scheduler *s = r->sched;
+  char artifact[4200];
+  snprintf(artifact, sizeof artifact, "%s/output/final_video.mp4", r->workspace);
+  struct stat st;
+  if (stat(artifact, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+    final_fail(r, "artifact_missing",
+               "the pipeline exited with status 0 but did not write output/final_video.mp4 in its workspace");
+    return;
+  }
+  char *key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "final_video.mp4");
+  char *uri = NULL, *gcs_uri = NULL;
+  int rc = key ? s->storage->ops->put_file(s->storage, key, artifact, &uri, &gcs_uri) : REEL_ENOMEM;
+  if (rc != 0) {
+    free(key);
+    char msg[256];
+    snprintf(msg, sizeof msg, "storing the artifact in the %s storage backend (service.storage) failed: %s",
+             s->storage->ops->name, reel_strerror(rc));
+    final_fail(r, "storage", msg);
+    return;
+  }
+  submit_final(r, REEL_JOB_OP_FINISH);
+  r->final_op.artifact_key = key;
+  r->final_op.artifact_uri = uri;
+  r->final_op.gcs_uri = gcs_uri;
+  reel_jobs_run(s->jobs, &r->final_op);
+}
+
+static void finalize(reel_run *r) {
+  reel_scheduler *s = r->sched;
+  r->finalized = 1;
+  uv_timer_stop(&r->timeout_timer);
+  char tail[1024], msg[1400];
+  error_tail(r, tail, sizeof tail);
+  if (r->stop == STOP_CANCEL) {
+    submit_final(r, REEL_JOB_OP_CANCELED);
+    reel_jobs_run(s->jobs, &r->final_op);
+  } else if (r->stop == STOP_TIMEOUT) {
+    snprintf(msg, sizeof msg, "the job ran longer than service.job_timeout_seconds (%g s) and was stopped",
+             s->cfg->job_timeout_seconds);
+    final_fail(r, "timeout", msg);
+  } else if (r->stop == STOP_SHUTDOWN) {
+    submit_final(r, REEL_JOB_OP_RETRY);
+    r->final_op.text = strdup("interrupted by a reeld shutdown; requeued");
+    r->final_op.uncount_attempt = 1;
+    reel_jobs_run(s->jobs, &r->final_op);
+  } else if (r->preset_reason) {
+    final_fail(r, r->preset_reason, r->preset_error);
+  } else if (r->exit_status == 0 && r->term_signal == 0) {
+    finish_success(r);
+  } else if (r->exit_status == EXIT_TEMPFAIL && r->attempts < s->cfg->max_attempts) {
+    int64_t delay = reel_jobs_backoff_ms(r->attempts, (int64_t)(s->cfg->retry_base_seconds * 1000),
+                                         (int64_t)(s->cfg->retry_max_seconds * 1000), reel_random_unit());
+    snprintf(msg, sizeof msg, "transient failure (exit status 75) on attempt %d of %d; retrying in %.1f s%s%s",
+             r->attempts, s->cfg->max_attempts, (double)delay / 1000.0, tail[0] ? ": " : "", tail);
+    submit_final(r, REEL_JOB_OP_RETRY);
+    r->final_op.text = reel_redact_dup(msg);
+    r->final_op.delay_ms = delay;
+    reel_jobs_run(s->jobs, &r->final_op);
+  } else {
+    if (r->term_signal)
+      snprintf(msg, sizeof msg, "the pipeline was killed by signal %d%s%s", r->term_signal, tail[0] ? ": " : "", tail);
+    else if (r->exit_status == EXIT_TEMPFAIL)
+      snprintf(msg, sizeof msg, "transient failure (exit status 75) on every one of %d attempts (service.max_attempts)%s%s",
+               s->cfg->max_attempts, tail[0] ? ": " : "", tail);
+    else
+      snprintf(msg, sizeof msg, "the pipeline exited with status %lld%s%s", (long long)r->exit_status,
+               tail[0] ? ": " : "", tail);
+    final_fail(r, "exit_status", msg);
+  }
+}
+
+static void maybe_finalize(reel_run *r) {
+  if (r->child_done && !r->finalized && !r->log_in_flight && r->pending_lines == 0 && !r->progress_in_flight)
+    finalize(r);
+}
+
+static void on_final_done(reel_job_op *op, int result) {
+  reel_run *r = op->data;
+  reel_scheduler *s = r->sched;
+  if (result == REEL_ECONFLICT && (op->kind == REEL_JOB_OP_RETRY || op->kind == REEL_JOB_OP_FINISH ||
+                                   op->kind == REEL_JOB_OP_FAIL)) {
+    /* the job was cancelled while it ended: record the cancel */
+    if (op->kind == REEL_JOB_OP_RETRY) {
+      submit_final(r, REEL_JOB_OP_CANCELED);
+      reel_jobs_run(s->jobs, &r->final_op);
+      return;
+    }
+  } else if (result != 0) {
+    reel_log(REEL_LOG_ERROR, "recording the end of a job failed", "{s:s, s:s}", "job_id", r->id, "error",
+             reel_strerror(result));
+  }
+  int keep = op->kind == REEL_JOB_OP_FAIL && s->cfg->keep_failed_workspaces;
+  if (!keep) reel_remove_tree(r->workspace);
+  run_unlink(s, r);
+  uv_close((uv_handle_t *)&r->timeout_timer, on_run_timer_closed);
+}
+
+/* ---- output and progress ---- */
+
+static void on_log_done(reel_job_op *op, int result);
+
+static void flush_log(reel_run *r) {
+  if (r->log_in_flight || r->pending_lines == 0) return;
+  reel_job_op_cleanup(&r->log_op);
+  reel_job_op_init(&r->log_op, REEL_JOB_OP_LOG);
+  memcpy(r->log_op.id, r->id, sizeof r->log_op.id);
+  if (r->dropped_lines) {
+    reel_buf_printf(&r->pending_log, "[reel] %d output lines were dropped because the job wrote faster than they could be stored\n",
+                    r->dropped_lines);
+    r->dropped_lines = 0;
+  }
+  r->log_op.text = reel_buf_steal(&r->pending_log);
+  r->pending_lines = 0;
+  r->log_op.cb = on_log_done;
+  r->log_op.data = r;
+  r->log_in_flight = 1;
+  reel_jobs_run(r->sched->jobs, &r->log_op);
+}
+
+static void on_log_done(reel_job_op *op, int result) {
+  reel_run *r = op->data;
+  (void)result;
+  r->log_in_flight = 0;
+  flush_log(r);
+  maybe_finalize(r);
+}
+
+static void on_progress_done(reel_job_op *op, int result);
+
+static void flush_progress(reel_run *r) {
+  if (r->progress_in_flight || !r->progress_dirty || r->finalized) return;
+  reel_job_op_cleanup(&r->progress_op);
+  reel_job_op_init(&r->progress_op, REEL_JOB_OP_PROGRESS);
+  memcpy(r->progress_op.id, r->id, sizeof r->progress_op.id);
+  r->progress_op.progress = r->next_progress;
+  memcpy(r->progress_op.stage, r->next_stage, sizeof r->progress_op.stage);
+  r->progress_op.cb = on_progress_done;
+  r->progress_op.data = r;
+  r->progress_dirty = 0;
+  r->progress_in_flight = 1;
+  reel_jobs_run(r->sched->jobs, &r->progress_op);
+}
+
+static void on_progress_done(reel_job_op *op, int result) {
+  reel_run *r = op->data;
+  (void)result;
+  r->progress_in_flight = 0;
+  flush_progress(r);
+  maybe_finalize(r);
+}
+
+static void on_child_line(reel_child *child, const char *line, size_t len, int is_stderr) {
+  reel_run *r = child->data;
+  int progress;
+  char stage[64];
+  if (!is_stderr && reel_scheduler_parse_progress(line, len, &progress, stage, sizeof stage)) {
+    r->next_progress = progress;
+    if (stage[0]) memcpy(r->next_stage, stage, sizeof stage);
+    r->progress_dirty = 1;
+    flush_progress(r);
+    return;
+  }
+  reel_buf clean;
+  reel_buf_init(&clean, r->sched->cfg->max_log_line_bytes + 64);
+  if (reel_redact(line, len, &clean) != 0 || !clean.data) {
+    reel_buf_free(&clean);
+    return;
+  }
+  /* control characters would corrupt the one-line-per-entry log */
+  for (size_t i = 0; i < clean.len; i++)
+    if ((unsigned char)clean.data[i] < 0x20 && clean.data[i] != '\t') clean.data[i] = ' ';
+  if (is_stderr) {
+    snprintf(r->stderr_tail[r->tail_next], sizeof r->stderr_tail[0], "%s", clean.data);
+    r->tail_next = (r->tail_next + 1) % ERROR_TAIL_LINES;
+    if (r->tail_count < ERROR_TAIL_LINES) r->tail_count++;
+  }
+  if (r->pending_lines >= MAX_PENDING_LOG_LINES) {
+    r->dropped_lines++;
+  } else if (reel_buf_append(&r->pending_log, clean.data, clean.len) == 0 &&
+             reel_buf_append(&r->pending_log, "\n", 1) == 0) {
+    r->pending_lines++;
+  }
+  reel_buf_free(&clean);
+  flush_log(r);
+}
+
+static void on_child_done(reel_child *child, int64_t exit_status, int term_signal) {
+  reel_run *r = child->data;
+  r->child_done = 1;
+  r->exit_status = exit_status;
+  r->term_signal = term_signal;
+  reel_log(REEL_LOG_INFO, "job process ended", "{s:s, s:I, s:i}", "job_id", r->id, "exit_status",
+           (json_int_t)exit_status, "signal", term_signal);
+  maybe_finalize(r);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  reel_run *r = t->data;
+  if (r->stop != STOP_NONE || r->child_done) return;
+  r->stop = STOP_TIMEOUT;
+  reel_child_stop(&r->child, (uint64_t)(r->sched->cfg->cancel_grace_seconds * 1000));
+}
+
+/* ---- starting runs ---- */
+
+static void start_run(reel_scheduler *s, const reel_job *job) {
+  reel_run *r = calloc(1, sizeof *r);
+  if (!r) return; /* the job stays started; recovery requeues it at the next start */
+  r->sched = s;
+  memcpy(r->id, job->id, sizeof r->id);
+  r->attempts = job->attempts;
+  r->created_ms = job->created_ms;
+  reel_buf_init(&r->pending_log, (size_t)MAX_PENDING_LOG_LINES * (s->cfg->max_log_line_bytes + 64));
+  snprintf(r->workspace, sizeof r->workspace, "%s/%s", s->work_dir, job->id);
+  r->next = s->runs;
+  if (r->next) r->next->prev = r;
+  s->runs = r;
+  s->n_running++;
+  reel_metrics_set_running(s->n_running);
+  uv_timer_init(s->loop, &r->timeout_timer);
+  r->timeout_timer.data = r;
+
+  json_t *effective = reel_config_effective(s->cfg->pipeline, NULL, job->prompt);
+  char config_path[4300], err[512];
+  int rc = effective ? reel_scheduler_prepare_workspace(r->workspace, effective, config_path, sizeof config_path,
+                                                        err, sizeof err)
+                     : REEL_ENOMEM;
+  json_decref(effective);
+  if (rc != 0) {
+    r->preset_reason = "spawn";
+    snprintf(r->preset_error, sizeof r->preset_error, "%s", err);
+    r->child_done = 1;
+    maybe_finalize(r);
+    return;
+  }
+  if (strcmp(s->cfg->default_backend, "command") != 0) {
+    r->preset_reason = "backend_unavailable";
+    snprintf(r->preset_error, sizeof r->preset_error,
+             "the pipeline backend \"%s\" (pipeline.default_backend) is not available in this build; "
+             "use pipeline.default_backend: command with pipeline.command",
+             s->cfg->default_backend);
+    r->child_done = 1;
+    maybe_finalize(r);
+    return;
+  }
+  char **argv = reel_scheduler_build_argv(s->cfg->command_argv, config_path, job->prompt, r->workspace);
+  if (!argv) {
+    r->preset_reason = "spawn";
+    snprintf(r->preset_error, sizeof r->preset_error, "out of memory building the command line");
+    r->child_done = 1;
+    maybe_finalize(r);
+    return;
+  }
+  static const reel_child_callbacks callbacks = {.line = on_child_line, .done = on_child_done};
+  rc = reel_child_spawn(&r->child, s->loop, argv, r->workspace, s->cfg->max_log_line_bytes, &callbacks, r, err,
+                        sizeof err);
+  reel_scheduler_free_argv(argv);
+  if (rc != 0) {
+    r->preset_reason = "spawn";
+    snprintf(r->preset_error, sizeof r->preset_error, "pipeline.command: %s", err);
+    return; /* on_child_done follows once libuv has closed the handles */
+  }
+  reel_log(REEL_LOG_INFO, "job process started", "{s:s, s:i, s:i}", "job_id", r->id, "pid", r->child.pid,
+           "attempt", r->attempts);
+  uv_timer_start(&r->timeout_timer, on_timeout, (uint64_t)(s->cfg->job_timeout_seconds * 1000), 0);
+}
+
+static void on_requeue_done(reel_job_op *op, int result) {
+  (void)result;
+  reel_scheduler *s = op->data;
+  s->claim_in_flight = 0;
+  reel_job_op_cleanup(op);
+  free(op);
+  maybe_stopped(s);
+}
+
+/* A job claimed just as the scheduler began stopping goes straight back to the queue. */
+static void requeue_unstarted(reel_scheduler *s, const char *job_id) {
+  reel_job_op *back = calloc(1, sizeof *back);
+  if (!back) return; /* recovery at the next start requeues it */
+  reel_job_op_init(back, REEL_JOB_OP_RETRY);
+  memcpy(back->id, job_id, sizeof back->id);
+  back->text = strdup("interrupted by a reeld shutdown; requeued");
+  back->uncount_attempt = 1;
+  back->cb = on_requeue_done;
+  back->data = s;
+  s->claim_in_flight = 1;
+  reel_jobs_run(s->jobs, back);
+}
+
+static void on_claim_done(reel_job_op *op, int result) {
+  reel_scheduler *s = op->data;
+  s->claim_in_flight = 0;
+  if (result == 0 && !s->stopping) {
+    start_run(s, &op->job);
+  } else if (result == 0) {
+    requeue_unstarted(s, op->job.id);
+  } else if (result != REEL_ENOTFOUND) {
+    reel_log(REEL_LOG_ERROR, "claiming a job failed", "{s:s}", "error", reel_strerror(result));
+  }
+  int claimed = result == 0;
+  reel_job_op_cleanup(op);
+  free(op);
+  if (claimed) try_claim(s); /* there may be more waiting */
+  maybe_stopped(s);
+}
+
+static void try_claim(reel_scheduler *s) {
+  if (s->stopping || s->claim_in_flight || s->n_running >= s->cfg->workers) return;
+  reel_job_op *op = calloc(1, sizeof *op);
+  if (!op) return;
+  reel_job_op_init(op, REEL_JOB_OP_CLAIM);
+  snprintf(op->worker_id, sizeof op->worker_id, "%s", s->worker_id);
+  op->lease_ms = (int64_t)(s->cfg->job_timeout_seconds * 1000) + 60000;
+  op->cb = on_claim_done;
+  op->data = s;
+  s->claim_in_flight = 1;
+  reel_jobs_run(s->jobs, op);
+}
+
+static void on_poll(uv_timer_t *t) { try_claim(t->data); }
+
+int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
+                         reel_storage *storage, char *err, size_t errlen) {
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->jobs = jobs;
+  s->cfg = cfg;
+  s->storage = storage;
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  snprintf(s->worker_id, sizeof s->worker_id, "%.40s:%d", host, (int)getpid());
+  /* absolute, because each job's process runs with its workspace as cwd */
+  char *data_dir = realpath(cfg->data_dir, NULL);
+  if (!data_dir) {
+    snprintf(err, errlen, "cannot resolve data_dir %s: %s", cfg->data_dir, strerror(errno));
+    return REEL_EIO;
+  }
+  size_t n = strlen(data_dir) + 8;
+  s->work_dir = malloc(n);
+  if (s->work_dir) snprintf(s->work_dir, n, "%s/work", data_dir);
+  free(data_dir);
+  if (!s->work_dir) return REEL_ENOMEM;
+  if (mkdir(s->work_dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create %s: %s", s->work_dir, strerror(errno));
+    return REEL_EIO;
+  }
+  uv_timer_init(loop, &s->poll_timer);
+  s->poll_timer.data = s;
+  uv_timer_start(&s->poll_timer, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
+  try_claim(s);
+  return 0;
+}
+
+void reel_scheduler_poke(reel_scheduler *s) { try_claim(s); }
+
+void reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
+  for (reel_run *r = s->runs; r; r = r->next) {
+    if (strcmp(r->id, job_id) != 0) continue;
+    if (r->stop == STOP_NONE || r->stop == STOP_SHUTDOWN) r->stop = STOP_CANCEL;
+    if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(s->cfg->cancel_grace_seconds * 1000));
+    return;
+  }
+}
+
+void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void *data) {
+  s->stopping = 1;
+  s->on_stopped = on_stopped;
+  s->on_stopped_data = data;
+  uv_timer_stop(&s->poll_timer);
+  uv_close((uv_handle_t *)&s->poll_timer, NULL);
+  for (reel_run *r = s->runs; r; r = r->next) {
+    if (r->stop == STOP_NONE) r->stop = STOP_SHUTDOWN;
+    if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(s->cfg->cancel_grace_seconds * 1000));
+  }
+  maybe_stopped(s);
+}
+
+int reel_scheduler_check(const reel_scheduler *s, char *err, size_t errlen) {
+  if (s->stopping) {
+    snprintf(err, errlen, "workers are shutting down");
+    return REEL_EBUSY;
+  }
+  if (s->cfg->workers <= 0) {
+    snprintf(err, errlen, "service.workers is 0: this process runs no jobs");
+    return REEL_EINVAL;
+  }
+  if (strcmp(s->cfg->default_backend, "command") != 0) {
+    snprintf(err, errlen, "pipeline backend \"%s\" is not available in this build", s->cfg->default_backend);
+    return REEL_EUNSUPPORTED;
+  }
+  return 0;
+}

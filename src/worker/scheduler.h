@@ -1,0 +1,61 @@
+/* The scheduler claims queued jobs and runs up to service.workers at once.
+ * Each running job owns a scope: its workspace directory, its process group
+ * and its timers. Cancelling or timing out a job stops the whole group
+ * (SIGTERM, then SIGKILL after cancel_grace_seconds), removes the workspace
+ * and records the end state; nothing the job started outlives it. */
+#ifndef REEL_SCHEDULER_H
+#define REEL_SCHEDULER_H
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "jobs/jobs.h"
+#include "storage/storage.h"
+
+typedef struct reel_run reel_run;
+
+typedef struct {
+  uv_loop_t *loop;
+  reel_jobs *jobs;
+  const reel_config *cfg;
+  reel_storage *storage;
+  char worker_id[64];
+  char *work_dir;            /* data_dir/work */
+  reel_run *runs;            /* running jobs */
+  int n_running;
+  int claim_in_flight;
+  uv_timer_t poll_timer;     /* wakes up for retries whose backoff ended */
+  int stopping;
+  void (*on_stopped)(void *data);
+  void *on_stopped_data;
+} reel_scheduler;
+
+/* Starts claiming jobs. work_dir is created if missing. */
+int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
+                         reel_storage *storage, char *err, size_t errlen);
+/* Tells the scheduler a job may be waiting (after a submit). */
+void reel_scheduler_poke(reel_scheduler *s);
+/* Stops the run of job_id if this scheduler has it; it ends as canceled. */
+void reel_scheduler_cancel(reel_scheduler *s, const char *job_id);
+/* Stops claiming, stops every running job (they go back to the queue without
+ * using up an attempt) and calls on_stopped once all are recorded. */
+void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void *data);
+/* Readiness of the workers: 0 or an error with a message. */
+int reel_scheduler_check(const reel_scheduler *s, char *err, size_t errlen);
+
+/* Builds a job's argv from pipeline.command: "{config}", "{prompt}" and
+ * "{workspace}" inside any argument are replaced. Returns a NULL-terminated
+ * heap argv (free with reel_scheduler_free_argv) or NULL on OOM. */
+char **reel_scheduler_build_argv(char *const template_argv[], const char *config_path, const char *prompt,
+                                 const char *workspace);
+void reel_scheduler_free_argv(char **argv);
+/* Parses "REEL_PROGRESS <0-100> [<stage>]". Returns 1 and fills progress and
+ * stage (stage_len bytes, "" if none) when line is such a line, else 0. */
+int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, char *stage, size_t stage_len);
+/* Writes the job's workspace: pipeline_config.yaml (effective config) and output/. */
+int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
+                                     size_t config_path_len, char *err, size_t errlen);
+/* Removes a directory tree (the workspace). */
+int reel_remove_tree(const char *path);
+
+#endif
