@@ -32,9 +32,9 @@ int reel_validate_job_request(const char *body, size_t len, int max_chars, char 
                               size_t detail_len) {
   *prompt = NULL;
   json_error_t jerr;
-  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
   if (!root) {
-    if (jerr.position > 0 && strstr(jerr.text, "UTF-8"))
+    if (strstr(jerr.text, "UTF-8") || strstr(jerr.text, "decode byte"))
       snprintf(detail, detail_len, "the body is not valid UTF-8");
     else if (strstr(jerr.text, "duplicate"))
       snprintf(detail, detail_len, "the body has a duplicate key");

@@ -103,11 +103,16 @@ int reel_redact(const char *t, size_t len, reel_buf *out) {
       size_t klen = k - i;
       size_t j = k;
       if (j < len && t[j] == '"') j++; /* closing quote of a JSON key */
+      while (j < len && t[j] == ' ') j++;
       if (is_secret_key(t + i, klen) && j < len && (t[j] == '=' || t[j] == ':')) {
         j++;
         while (j < len && t[j] == ' ') j++;
         int quoted = 0;
         if (j < len && t[j] == '"') { quoted = 1; j++; }
+        /* "Authorization: Bearer <credential>": the credential follows the scheme */
+        if (len - j > 7 && strncasecmp(t + j, "bearer ", 7) == 0) j += 7;
+        else if (len - j > 6 && strncasecmp(t + j, "basic ", 6) == 0) j += 6;
+        while (j < len && t[j] == ' ') j++;
         size_t end = value_end(t, j, len, quoted);
         if (end > j) {
           FLUSH_TO(j);

@@ -563,7 +563,8 @@ static int load_tokens(loader *l, const service_key *entry, const reel_yaml_node
                 "expected a list of bearer tokens, such as [a-long-random-string], got %s",
                 value->kind == REEL_YAML_MAPPING ? "a mapping" : "a single value (write it as [token])");
   if (value->count == 0)
-    return fail(l, value->line, entry->name, "needs at least one token (clients send it as Authorization: Bearer TOKEN)");
+    return fail(l, value->line, entry->name,
+                "needs at least one token (clients send it as Authorization: Bearer TOKEN)");
   if (value->count > REEL_MAX_TOKENS)
     return fail(l, value->line, entry->name, "at most %d tokens are allowed, got %zu", REEL_MAX_TOKENS,
                 value->count);
@@ -571,11 +572,11 @@ static int load_tokens(loader *l, const service_key *entry, const reel_yaml_node
     const reel_yaml_node *item = value->children[i];
     char key[PATH_SIZE];
     extend_path(key, sizeof key, entry->name, NULL, i);
-    if (item->kind != REEL_YAML_SCALAR || is_null(item) || item->length == 0)
-      return fail(l, item->line, key, "expected a non-empty token, got %s",
-                  item->kind == REEL_YAML_SEQUENCE  ? "a list"
-                  : item->kind == REEL_YAML_MAPPING ? "a mapping"
-                                                    : "nothing");
+    if (item->kind != REEL_YAML_SCALAR || is_null(item) || item->length == 0) {
+      char shown[96] = "nothing";
+      if (item->kind != REEL_YAML_SCALAR) describe_value(item, 0, shown, sizeof shown);
+      return fail(l, item->line, key, "expected a non-empty token, got %s", shown);
+    }
     for (size_t c = 0; c < item->length; c++)
       if ((unsigned char)item->text[c] <= ' ' || item->text[c] == 0x7F)
         return fail(l, item->line, key, "a token must not contain spaces or control characters");
@@ -693,12 +694,14 @@ static int check_listen_address(loader *l, const reel_yaml_node *node, const cha
   describe_value(node, 0, shown, sizeof shown);
   if (node->kind == REEL_YAML_SCALAR && strncmp(node->text, "https://", 8) == 0)
     return fail(l, node->line, key,
-                "https listeners are not supported, got %s (listen on http:// and terminate TLS at the edge proxy)",
+                "https listeners are not supported, got %s "
+                "(listen on http:// and terminate TLS at the edge proxy)",
                 shown);
   if (node->kind == REEL_YAML_SCALAR && node->length > 0 && node->length <= 5 &&
       is_integer_text(node->text, node->length) && is_digit(node->text[0]))
     return fail(l, node->line, key,
-                "expected HOST:PORT, got %s (write 127.0.0.1:%s for this machine only, 0.0.0.0:%s for all interfaces)",
+                "expected HOST:PORT, got %s "
+                "(write 127.0.0.1:%s for this machine only, 0.0.0.0:%s for all interfaces)",
                 shown, node->text, node->text);
   return fail(l, node->line, key,
               "expected HOST:PORT, http://HOST:PORT or [IPV6]:PORT with a port from 0 to 65535, got %s",
@@ -767,10 +770,10 @@ static int load_command(loader *l, const pipeline_key *entry, const reel_yaml_no
     for (size_t i = 0; i < value->count; i++) {
       const reel_yaml_node *item = value->children[i];
       if (item->kind != REEL_YAML_SCALAR || is_null(item) || item->length == 0) {
-        char key[PATH_SIZE];
+        char key[PATH_SIZE], shown[96] = "nothing";
         extend_path(key, sizeof key, entry->name, NULL, i);
-        return fail(l, item->line, key, "expected a non-empty word, got %s",
-                    item->kind == REEL_YAML_SCALAR ? "nothing" : item->kind == REEL_YAML_SEQUENCE ? "a list" : "a mapping");
+        if (item->kind != REEL_YAML_SCALAR) describe_value(item, 0, shown, sizeof shown);
+        return fail(l, item->line, key, "expected a non-empty word, got %s", shown);
       }
     }
     count = value->count;
@@ -822,7 +825,8 @@ static int check_pipeline_value(loader *l, const pipeline_key *entry, const reel
       break;
     case PIPELINE_CHOICE:
       list_in_words(entry->choices, allowed, sizeof allowed);
-      if (!json_is_string(value) || !in_list(entry->choices, json_string_value(value), json_string_length(value)))
+      if (!json_is_string(value) ||
+          !in_list(entry->choices, json_string_value(value), json_string_length(value)))
         expected = allowed;
       break;
     case PIPELINE_POSITIVE_NUMBER:
@@ -865,7 +869,8 @@ static int load_pipeline(loader *l, const reel_yaml_node *mapping) {
     size_t index = find_pipeline_key(key);
     if (index == PIPELINE_KEY_COUNT) {
       const char *names[PIPELINE_KEY_COUNT];
-      for (size_t n = 0; n < PIPELINE_KEY_COUNT; n++) names[n] = pipeline_keys[n].name + PIPELINE_PREFIX_LENGTH;
+      for (size_t n = 0; n < PIPELINE_KEY_COUNT; n++)
+        names[n] = pipeline_keys[n].name + PIPELINE_PREFIX_LENGTH;
       return unknown_key(l, "pipeline", key, names, PIPELINE_KEY_COUNT);
     }
     const pipeline_key *entry = &pipeline_keys[index];
@@ -937,10 +942,17 @@ static int join_path(loader *l, const char *directory, const char *file, char **
   return 0;
 }
 
-static int service_index(const char *name) {
-  for (size_t i = 0; i < SERVICE_KEY_COUNT; i++)
-    if (strcmp(service_keys[i].name, name) == 0) return (int)i;
-  return -1;
+/* Table positions of keys this file names directly (the names exist). */
+static size_t service_index(const char *name) {
+  size_t i = 0;
+  while (i + 1 < SERVICE_KEY_COUNT && strcmp(service_keys[i].name, name) != 0) i++;
+  return i;
+}
+
+static size_t pipeline_index(const char *name) {
+  size_t i = 0;
+  while (i + 1 < PIPELINE_KEY_COUNT && strcmp(pipeline_keys[i].name, name) != 0) i++;
+  return i;
 }
 
 /* Checks that need several keys, and fills defaults that depend on others. */
@@ -972,8 +984,11 @@ static int finish(loader *l) {
     const char *host;
     size_t host_length;
     long port;
-    if (split_listen_address(config->listen[0], strlen(config->listen[0]), &host, &host_length, &port) == 0 &&
-        port != 0 && asprintf(&config->public_base_url, "http://%.*s:%ld", (int)host_length, host, port) < 0) {
+    int usable = split_listen_address(config->listen[0], strlen(config->listen[0]), &host,
+                                      &host_length, &port) == 0 &&
+                 port != 0;
+    if (usable &&
+        asprintf(&config->public_base_url, "http://%.*s:%ld", (int)host_length, host, port) < 0) {
       config->public_base_url = NULL;
       return out_of_memory(l);
     }
@@ -983,10 +998,9 @@ static int finish(loader *l) {
   config->default_backend = strdup(json_is_string(backend) ? json_string_value(backend) : "local");
   if (!config->default_backend) return out_of_memory(l);
   if (strcmp(config->default_backend, "command") == 0 && config->command_argc == 0) {
-    size_t index = 0;
-    while (strcmp(pipeline_keys[index].name, "pipeline.default_backend") != 0) index++;
-    return fail(l, l->pipeline_lines[index], "pipeline.command",
-                "required when pipeline.default_backend is command (such as command: [python3, pipeline.py])");
+    return fail(l, l->pipeline_lines[pipeline_index("pipeline.default_backend")], "pipeline.command",
+                "required when pipeline.default_backend is command "
+                "(such as command: [python3, pipeline.py])");
   }
   return 0;
 }
@@ -1064,7 +1078,9 @@ int reel_config_load(const char *path, reel_config *out, char *err, size_t errle
     snprintf(err, errlen, "%s: out of memory", path);
   }
   fclose(file);
-  if (!rc) rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err, errlen);
+  if (!rc)
+    rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err,
+                                 errlen);
   reel_buf_free(&contents);
   return rc;
 }

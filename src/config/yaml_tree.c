@@ -17,6 +17,8 @@
 #define TAG_STRING "tag:yaml.org,2002:str"
 #define TAG_SEQUENCE "tag:yaml.org,2002:seq"
 #define TAG_MAPPING "tag:yaml.org,2002:map"
+#define ALIASES_REFUSED \
+  "anchors (&name) and aliases (*name) are not supported (write the value out in full)"
 
 typedef struct {
   const char *name; /* the file, for messages */
@@ -137,7 +139,7 @@ static int syntax_error(builder *b, const yaml_parser_t *parser) {
 static int check_anchor_and_tag(builder *b, unsigned long line, const yaml_char_t *anchor,
                                 const yaml_char_t *tag, const char *standard_tag) {
   if (anchor)
-    return fail(b, line, "anchors (&name) and aliases (*name) are not supported (write the value out in full)");
+    return fail(b, line, "%s", ALIASES_REFUSED);
   if (tag && strcmp((const char *)tag, standard_tag) != 0 && strcmp((const char *)tag, "!") != 0) {
     char shown[96] = "";
     reel_yaml_append_printable(shown, sizeof shown, (const char *)tag, strlen((const char *)tag), 60);
@@ -240,8 +242,7 @@ static int on_event(builder *b, const yaml_event_t *event, int *done) {
                     "only one YAML document is allowed per file (remove the second ---)");
       return 0;
     case YAML_ALIAS_EVENT:
-      return fail(b, (unsigned long)event->start_mark.line + 1,
-                  "anchors (&name) and aliases (*name) are not supported (write the value out in full)");
+      return fail(b, (unsigned long)event->start_mark.line + 1, "%s", ALIASES_REFUSED);
     case YAML_SCALAR_EVENT:
       return on_scalar(b, event);
     case YAML_SEQUENCE_START_EVENT:

@@ -53,6 +53,7 @@ __all__ = [
     "SOURCE_DIR", "BUILD_DIR", "TOKEN", "TERMINAL_STATUSES",
     "Reeld", "ReeldError", "Checks", "run",
     "reeld_binary", "free_port", "to_yaml", "merge", "write_script",
+    "pid_alive", "wait_for", "read_pid",
 ]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -214,6 +215,46 @@ def write_script(directory, name, text):
         f.write(body)
     os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     return path
+
+
+def pid_alive(pid):
+    """True when process pid exists and is not a zombie (an exited process
+    nobody has reaped yet counts as gone). Reads /proc, so Linux only."""
+    try:
+        with open("/proc/%d/stat" % int(pid), "rb") as f:
+            stat_line = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+    # the state follows the command name, which is in parentheses and may hold spaces
+    state = stat_line[stat_line.rfind(")") + 1:].split()[:1]
+    return bool(state) and state[0] not in ("Z", "X")
+
+
+def read_pid(path):
+    """The integer in the file at path (as a script's `echo $$ > path` writes
+    it), or None while the file is missing, empty or unfinished."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if not text.endswith("\n") or not text.strip().isdigit():
+        return None
+    return int(text)
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    """Calls predicate() every `interval` seconds until it returns a true
+    value, and returns that value; returns None once `timeout` seconds
+    have passed without one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
 
 
 # ----------------------------------------------------------------- reeld --
