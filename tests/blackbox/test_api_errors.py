@@ -138,9 +138,14 @@ def check_auth(c, r):
             www = ans[1].get("www-authenticate", "")
             c.check(www.lower().startswith("bearer"),
                     "%s %s with %s: WWW-Authenticate: Bearer ... (got %r)" % (method, path, name, www))
+    _, _, before = r.json("GET", "/v1/jobs?limit=100")
     ans = r.request("POST", "/v1/jobs", body={"prompt": "a fox"}, token=False)
     check_problem(c, "POST /v1/jobs without a token", ans, 401, "/v1/jobs")
-    # A body with no token must not create a job: the list (with a token) stays as it was.
+    ans = r.request("POST", "/v1/jobs", body={"prompt": "a fox"}, token="wrong")
+    check_problem(c, "POST /v1/jobs with a wrong token", ans, 401, "/v1/jobs")
+    _, _, after = r.json("GET", "/v1/jobs?limit=100")
+    c.eq(len((after or {}).get("jobs", [])), len((before or {}).get("jobs", [])),
+         "a POST refused with 401 creates no job")
 
 
 def check_not_found_and_methods(c, r):

@@ -72,8 +72,8 @@ def is_problem(c, status, headers, body, expected_status, what):
     c.eq(status, expected_status, "%s answers %d" % (what, expected_status))
     c.check(headers.get("content-type", "").startswith("application/problem+json"),
             "%s is application/problem+json (got %r)" % (what, headers.get("content-type")))
-    c.check(isinstance(body, dict) and body.get("status") == expected_status and body.get("detail"),
-            "%s body has status %d and a detail: %r" % (what, expected_status, body))
+    ok = isinstance(body, dict) and body.get("status") == expected_status and bool(body.get("detail"))
+    c.check(ok, "%s body has status %d and a detail%s" % (what, expected_status, "" if ok else ": %r" % body))
 
 
 # ------------------------------------------------------------ lifecycle --
@@ -133,7 +133,8 @@ def check_lifecycle(c):
             time.sleep(0.03)
         print("       observed (status, progress, stage): %s" % seen, flush=True)
         done = last
-        if not c.eq(done.get("status"), "finished", "the job finishes (last seen: %s)" % json.dumps(done)):
+        if not c.eq(done.get("status"), "finished", "the job finishes" + (
+                "" if done.get("status") == "finished" else " (last seen: %s)" % json.dumps(done))):
             _, _, logs = r.json("GET", "/v1/jobs/%s/logs" % job_id)
             print("       logs: %r" % logs, flush=True)
             return
