@@ -304,6 +304,17 @@ static void send_parse_error(reel_http_connection *c, int rc) {
   r->protocol = REEL_HTTP_1_1;
   r->method = REEL_SLICE_LIT("-");
   r->path = REEL_SLICE_LIT("-");
+  if (c->parse.head_complete) {
+    /* e.g. 413: the head was fine, so the response and the log can name the request */
+    size_t m = c->parse.method.len, p = c->parse.path.len;
+    ex->raw = malloc(m + p + 2);
+    if (ex->raw) {
+      memcpy(ex->raw, c->parse.method.ptr, m);
+      memcpy(ex->raw + m + 1, c->parse.path.ptr, p);
+      r->method = (reel_slice){ex->raw, m};
+      r->path = (reel_slice){ex->raw + m + 1, p};
+    }
+  }
   r->route = "malformed";
   r->start_ns = reel_mono_ns();
   reel_request_id_new(r->request_id);
@@ -345,9 +356,9 @@ static void conn_try_parse(reel_http_connection *c) {
     return;
   }
   if (rc < 0) {
+    send_parse_error(c, rc);
     reel_h1_request_free(&c->parse);
     c->parse_started = 0;
-    send_parse_error(c, rc);
     return;
   }
   /* a complete request of rc bytes: move it into an exchange */
