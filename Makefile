@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps fuzz bench clean
+.PHONY: all build run test test-asan deps test-deps bench clean
 
 all: build
 
@@ -15,11 +15,8 @@ deps:
 test-deps:
 	@scripts/install-deps.sh --test
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREEL_FUZZ=$(if $(shell command -v clang),ON,OFF) \
-	  -DCMAKE_C_COMPILER=$(if $(shell command -v clang),clang,cc)
-
-build: $(BUILD)/CMakeCache.txt
+build:
+	@scripts/configure.sh $(BUILD)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps build
@@ -30,7 +27,7 @@ test: test-deps build
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer (CI runs both).
 test-asan: test-deps
-	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DREEL_SANITIZE=ON -DREEL_FUZZ=OFF
+	@scripts/configure.sh $(SAN_BUILD) --sanitize
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
