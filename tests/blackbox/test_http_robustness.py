@@ -236,6 +236,28 @@ def check_keepalive_and_pipelining(c, r):
     finally:
         conn.close()
 
+    # 100 pipelined requests, alternating answers, in one write: all answered, in order.
+    conn = RawConn(r.port)
+    try:
+        conn.send((get("/healthz") + get("/v1/nope", AUTH)) * 50)
+        got = [conn.read_response()[0] for _ in range(100)]
+        c.eq(got, [200, 404] * 50, "100 pipelined requests in one write are answered in order")
+    except (Closed, socket.timeout, ValueError) as e:
+        c.fail("100 pipelined requests: %s" % e)
+    finally:
+        conn.close()
+
+    # absolute-form request target (RFC 9112 3.2.2: a server MUST accept it).
+    conn = RawConn(r.port)
+    try:
+        conn.send("GET http://reel/healthz HTTP/1.1\r\nHost: reel\r\n\r\n")
+        s, _, _ = conn.read_response()
+        c.eq(s, 200, "absolute-form GET http://reel/healthz -> 200")
+    except (Closed, socket.timeout, ValueError) as e:
+        c.fail("absolute-form: %s" % e)
+    finally:
+        conn.close()
+
     # HTTP/1.0: served, and closed afterwards without keep-alive.
     conn = RawConn(r.port)
     try:
@@ -267,6 +289,19 @@ def check_bodies(c, r):
         c.eq(s, 200, "after a chunked request the connection serves the next one")
     except (Closed, socket.timeout, ValueError) as e:
         c.fail("chunked POST: %s" % e)
+    finally:
+        conn.close()
+
+    # Chunked body with a trailer section (RFC 9112 7.1.2: recipients must parse trailers).
+    conn = RawConn(r.port)
+    try:
+        conn.send("POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%sContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"pro\r\nd\r\nmpt\": \"fox\"}\r\n"
+                  "0\r\nX-Checksum: abc\r\n\r\n" % AUTH)
+        s, hd, body = conn.read_response()
+        c.eq(s, 202, "chunked POST with a trailer field -> 202 (body %r)" % body[:160])
+    except (Closed, socket.timeout, ValueError) as e:
+        c.fail("chunked POST with trailer: %s" % e)
     finally:
         conn.close()
 
@@ -346,6 +381,16 @@ def check_malformed(c, r):
     check_error_closes(c, r, "Transfer-Encoding gzip, chunked",
                        ("POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%sContent-Type: application/json\r\n"
                         "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" % AUTH), (501,))
+
+    check_error_closes(c, r, "HTTP/1.1 request without Host", "GET /healthz HTTP/1.1\r\n\r\n")
+    check_error_closes(c, r, "two Host headers", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    check_error_closes(c, r, "bare LF line endings in the head", "GET /healthz HTTP/1.1\nHost: reel\n\n")
+    check_error_closes(c, r, "chunk size too large to represent",
+                       ("POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%sContent-Type: application/json\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffffffff\r\n" % AUTH), (400, 413))
+    check_error_closes(c, r, "huge Content-Length", "POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%s"
+                       "Content-Type: application/json\r\nContent-Length: 99999999999999999999999\r\n\r\n" % AUTH,
+                       (400, 413))
 
     # Header size limit (max_header_bytes 4096 here).
     conn = RawConn(r.port)
@@ -458,6 +503,21 @@ def check_idle(c, r):
         c.fail("idle keep-alive: %s" % e)
     finally:
         conn.close()
+
+    # Slow body (R.U.D.Y.): a complete head, then part of the body, then silence.
+    for what, data in [
+            ("Content-Length body", "POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%sContent-Type: application/json\r\n"
+                                    "Content-Length: 100\r\n\r\n{\"pro" % AUTH),
+            ("chunked body", "POST /v1/jobs HTTP/1.1\r\nHost: reel\r\n%sContent-Type: application/json\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n3\r\n{\"p" % AUTH)]:
+        conn = RawConn(r.port, timeout=10)
+        try:
+            conn.send(data)
+            took = conn.wait_closed(max(HEADER_TIMEOUT, IDLE_TIMEOUT) + 3)
+            c.check(took is not None, "a client that stalls in the middle of a %s is closed (after %s)"
+                    % (what, "%.2f s" % took if took is not None else "never"))
+        finally:
+            conn.close()
 
     # An active connection (a request every 0.4 s for 3.2 s) stays open.
     conn = RawConn(r.port)
