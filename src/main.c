@@ -169,7 +169,7 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
   }
   json_t *effective = reel_config_effective(cfg->pipeline, cli_prompt, NULL);
   char workspace[4200], config_path[4300], err[512] = "cannot create the workspace", work_root[4096];
-  snprintf(work_root, sizeof work_root, "%s/work", cfg->data_dir);
+  snprintf(work_root, sizeof work_root, "%s/runs", cfg->data_dir); /* not work/: reeld clears that at start */
   char *absolute = make_dir(work_root) == 0 ? realpath(work_root, NULL) : NULL;
   snprintf(workspace, sizeof workspace, "%s/run-%lld", absolute ? absolute : work_root, (long long)reel_now_ms());
   int have_root = absolute != NULL;

@@ -39,7 +39,7 @@ def main():
     u = urllib.parse.urlsplit(a.url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     headers = {"Authorization": f"Bearer {a.token}", "Content-Type": "application/json"}
-    submitted, post_ms, failures = {}, [], []
+    submitted, post_ms, failures, ids = {}, [], [], {}
     interval = 1.0 / a.rate
     t0 = time.monotonic()
     for i in range(a.jobs):
@@ -54,7 +54,7 @@ def main():
         try:
             conn.request("POST", "/v1/jobs", body=body, headers=headers)
             resp = conn.getresponse()
-            resp.read()
+            data = resp.read()
             status = resp.status
         except (OSError, http.client.HTTPException) as e:
             conn.close()
@@ -66,6 +66,10 @@ def main():
             failures.append(f"{name}: HTTP {status}")
             continue
         submitted[name] = t_submit
+        try:
+            ids[name] = json.loads(data)["id"]
+        except (ValueError, KeyError, TypeError):
+            pass
     conn.close()
     submit_span = time.monotonic() - t0
 
@@ -87,6 +91,33 @@ def main():
         if len(started) < len(submitted):
             time.sleep(0.05)
 
+    # Then every job should reach a terminal state: count the final statuses (10 s at most).
+    final = {}
+    deadline = time.monotonic() + 10
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    pending = list(ids.items())
+    while pending and time.monotonic() < deadline:
+        still = []
+        for name, job_id in pending:
+            try:
+                conn.request("GET", f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {a.token}"})
+                resp = conn.getresponse()
+                doc = json.loads(resp.read()) if resp.status == 200 else {"status": f"HTTP {resp.status}"}
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+                doc = {"status": repr(e)}
+            final[name] = doc.get("status")
+            if final[name] not in ("finished", "failed", "canceled"):
+                still.append((name, job_id))
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    conn.close()
+    statuses = {}
+    for st in final.values():
+        statuses[st] = statuses.get(st, 0) + 1
+
     lat = sorted((started[n] - submitted[n]) * 1000 for n in started)
     post_ms.sort()
     out = {
@@ -104,6 +135,7 @@ def main():
         "max_ms": lat[-1] if lat else None,
         "min_ms": lat[0] if lat else None,
         "mean_ms": sum(lat) / len(lat) if lat else None,
+        "final_statuses": statuses,
         "post_p50_ms": percentile(post_ms, 50),
         "post_p99_ms": percentile(post_ms, 99),
     }

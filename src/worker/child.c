@@ -23,6 +23,25 @@ static void on_handle_closed(uv_handle_t *h) {
   maybe_done(c);
 }
 
+/* After the leader exits, output still arriving is read for this long; a
+ * process that left the group (setsid) and kept the pipes open cannot hold the
+ * job past it. */
+#define DRAIN_AFTER_EXIT_MS 1000
+
+static void close_timer_when_done(reel_child *c) {
+  if (c->exited && c->open_pipes == 0 && !uv_is_closing((uv_handle_t *)&c->kill_timer)) {
+    uv_timer_stop(&c->kill_timer);
+    uv_close((uv_handle_t *)&c->kill_timer, on_handle_closed);
+  }
+}
+
+static void on_pipe_closed(uv_handle_t *h) {
+  reel_child *c = h->data;
+  c->open_pipes--;
+  close_timer_when_done(c);
+  on_handle_closed(h);
+}
+
 static void kill_group(reel_child *c, int sig) {
   if (c->pid > 0) kill(-c->pid, sig);
 }
@@ -71,7 +90,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       emit_line(c, idx, c->partial[idx].data, c->partial[idx].len);
       reel_buf_reset(&c->partial[idx]);
     }
-    uv_close((uv_handle_t *)s, on_handle_closed);
+    uv_close((uv_handle_t *)s, on_pipe_closed);
+  }
+}
+
+static void on_drain_deadline(uv_timer_t *t) {
+  reel_child *c = t->data;
+  static const char note[] = "[reel] a process outside the job's process group kept its output open; stopped reading it";
+  c->cb.line(c, note, sizeof note - 1, 1);
+  uv_pipe_t *pipes[2] = {&c->out, &c->err};
+  for (int i = 0; i < 2; i++) {
+    if (uv_is_closing((uv_handle_t *)pipes[i])) continue;
+    if (c->partial[i].len > 0) {
+      emit_line(c, i, c->partial[i].data, c->partial[i].len);
+      reel_buf_reset(&c->partial[i]);
+    }
+    uv_read_stop((uv_stream_t *)pipes[i]);
+    uv_close((uv_handle_t *)pipes[i], on_pipe_closed);
   }
 }
 
@@ -84,8 +119,9 @@ static void on_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
   kill_group(c, SIGKILL);
   c->pid = 0;
   uv_timer_stop(&c->kill_timer);
-  uv_close((uv_handle_t *)&c->kill_timer, on_handle_closed);
   uv_close((uv_handle_t *)p, on_handle_closed);
+  if (c->open_pipes > 0) uv_timer_start(&c->kill_timer, on_drain_deadline, DRAIN_AFTER_EXIT_MS, 0);
+  else close_timer_when_done(c);
 }
 
 static void on_kill_timer(uv_timer_t *t) {
@@ -126,14 +162,16 @@ int reel_child_spawn(reel_child *c, uv_loop_t *loop, char *const argv[], const c
     c->exited = 1;
     c->exit_status = -1;
     c->open_handles = 4;
-    uv_close((uv_handle_t *)&c->out, on_handle_closed);
-    uv_close((uv_handle_t *)&c->err, on_handle_closed);
+    c->open_pipes = 2;
+    uv_close((uv_handle_t *)&c->out, on_pipe_closed);
+    uv_close((uv_handle_t *)&c->err, on_pipe_closed);
     uv_close((uv_handle_t *)&c->kill_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->process, on_handle_closed);
     return REEL_EIO;
   }
   c->pid = c->process.pid;
   c->open_handles = 4;
+  c->open_pipes = 2;
   uv_read_start((uv_stream_t *)&c->out, on_alloc, on_read);
   uv_read_start((uv_stream_t *)&c->err, on_alloc, on_read);
   return 0;

@@ -2,7 +2,8 @@
  * its stdout and stderr delivered line by line, stoppable as a whole group
  * (grandchildren included) with SIGTERM then SIGKILL after a grace period.
  * When the leader exits, whatever it left running in its group is killed, so
- * nothing a job started outlives it. */
+ * nothing a job started outlives it; a process that left the group (setsid)
+ * and kept the output pipes open is no longer read after a short drain. */
 #ifndef REEL_CHILD_H
 #define REEL_CHILD_H
 
@@ -36,6 +37,7 @@ struct reel_child {
   int64_t exit_status;
   int term_signal;
   int open_handles;
+  int open_pipes;
   int stopping;
 };
 

@@ -7,7 +7,9 @@
 #include "worker/scheduler.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +557,49 @@ static void try_claim(reel_scheduler *s) {
 
 static void on_poll(uv_timer_t *t) { try_claim(t->data); }
 
+/* Processes whose working directory is inside work_dir belong to runs of a
+ * reeld that died (this process holds the data_dir lock and has started
+ * nothing yet). Their jobs are requeued by recovery, so the old runs must not
+ * go on beside the new ones: kill their process groups. Returns how many. */
+static int reap_leftover_processes(const char *work_dir) {
+  DIR *proc = opendir("/proc");
+  if (!proc) return 0;
+  size_t n = strlen(work_dir);
+  int killed = 0;
+  struct dirent *e;
+  while ((e = readdir(proc)) != NULL) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 1 || pid == (long)getpid()) continue;
+    char link[64], cwd[4096];
+    snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
+    ssize_t len = readlink(link, cwd, sizeof cwd - 1);
+    if (len <= 0) continue;
+    cwd[len] = '\0';
+    if ((size_t)len <= n || strncmp(cwd, work_dir, n) != 0 || cwd[n] != '/') continue;
+    pid_t group = getpgid((pid_t)pid);
+    if (group > 1 && group != getpgrp()) kill(-group, SIGKILL);
+    kill((pid_t)pid, SIGKILL);
+    killed++;
+  }
+  closedir(proc);
+  return killed;
+}
+
+/* Removes what earlier runs left in work_dir (their jobs are requeued or ended). */
+static void clear_work_dir(const char *work_dir) {
+  DIR *dir = opendir(work_dir);
+  if (!dir) return;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", work_dir, e->d_name);
+    reel_remove_tree(path);
+  }
+  closedir(dir);
+}
+
 int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
                          reel_storage *storage, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
@@ -580,6 +625,9 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
     snprintf(err, errlen, "cannot create %s: %s", s->work_dir, strerror(errno));
     return REEL_EIO;
   }
+  int reaped = reap_leftover_processes(s->work_dir);
+  if (reaped) reel_log(REEL_LOG_WARN, "killed processes left by an earlier reeld", "{s:i}", "processes", reaped);
+  if (!cfg->keep_failed_workspaces) clear_work_dir(s->work_dir);
   uv_timer_init(loop, &s->poll_timer);
   s->poll_timer.data = s;
   uv_timer_start(&s->poll_timer, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);

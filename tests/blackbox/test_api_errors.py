@@ -18,7 +18,9 @@ and 503 `not_ready` with the built-in (local) backend, not yet in this build.
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -98,6 +100,17 @@ def check_create_errors(c, r):
         ("invalid UTF-8 bytes", b'{"prompt": "a \xff\xfe fox"}', [("utf-8", "utf8", "decode", "unicode")]),
         ("a lone surrogate escape", b'{"prompt": "a \\ud800 fox"}', [("utf-8", "utf8", "unicode", "surrogate")]),
         ("trailing garbage", b'{"prompt": "a fox"} x', ["json"]),
+        ("an empty body", b'', ["json"]),
+        ("an object prompt", b'{"prompt": {"text": "a fox"}}', ["prompt", "string"]),
+        ("the key spelled Prompt", b'{"Prompt": "a fox"}', ["Prompt"]),
+        ("a duplicate key written with an escape", b'{"prompt": "a", "\\u0070rompt": "b"}', ["duplicate"]),
+        ("invalid UTF-8 in a key", b'{"pr\xffompt": "a fox"}', [("utf-8", "utf8", "decode", "unicode")]),
+        ("an overlong UTF-8 encoding", b'{"prompt": "a \xc0\xaf fox"}', [("utf-8", "utf8", "decode", "unicode")]),
+        ("a UTF-8 encoded surrogate", b'{"prompt": "a \xed\xa0\x80 fox"}', [("utf-8", "utf8", "decode", "unicode")]),
+        ("a truncated UTF-8 sequence at the end", b'{"prompt": "a fox"} \xc3', [("utf-8", "utf8", "decode", "unicode")]),
+        ("4000 nested arrays", b"[" * 4000 + b"]" * 4000, [("json", "object", "depth")]),
+        ("2001 emoji (astral code points)", json.dumps({"prompt": "\U0001F98A" * 2001}, ensure_ascii=False).encode(),
+         [("2000", "2001")]),
         ("2001 characters", json.dumps({"prompt": "a" * 2001}).encode(), [("2000", "2001")]),
         ("2001 CJK characters", json.dumps({"prompt": "\u72d0" * 2001}, ensure_ascii=False).encode(),
          [("2000", "2001")]),
@@ -112,6 +125,8 @@ def check_create_errors(c, r):
         ("2000 characters, 1000 of them \\u escapes",
          json.dumps({"prompt": "\u00e9" * 1000 + "c" * 1000}).encode()),
         ("a prompt with surrounding whitespace", b'{"prompt": "  a fox  "}'),
+        ("2000 emoji (8000 bytes)", json.dumps({"prompt": "\U0001F98A" * 2000}, ensure_ascii=False).encode()),
+        ("1000 e + combining acute (2000 code points)", json.dumps({"prompt": "e\u0301" * 1000}, ensure_ascii=False).encode()),
         ("Content-Type with charset", b'{"prompt": "a fox"}'),
     ]
     for name, body in ok_cases:
@@ -198,10 +213,10 @@ def check_job_states(c, r, flags):
                   "expires_in=", "expires_in=1e3", "redirect=maybe", "redirect=2"):
         check_problem(c, "GET artifact ?%s" % query, r.request("GET", base + "?" + query), 400,
                       detail_words=[query.split("=")[0]])
-    for query in ("tail=-1", "tail=abc", "tail=1.5"):
+    for query in ("tail=-1", "tail=abc", "tail=1.5", "tail=10001"):
         check_problem(c, "GET logs ?%s" % query, r.request("GET", "/v1/jobs/%s/logs?%s" % (jid, query)), 400,
                       detail_words=["tail"])
-    for query in ("status=bogus", "limit=abc", "limit=-1"):
+    for query in ("status=bogus", "status=", "limit=abc", "limit=-1", "limit=0", "limit=101", "cursor=garbage"):
         check_problem(c, "GET /v1/jobs?%s" % query, r.request("GET", "/v1/jobs?" + query), 400,
                       detail_words=[query.split("=")[0]])
 
@@ -266,8 +281,6 @@ def check_open_endpoints(c, r):
 
 
 def body(c):
-    flags = None
-    import tempfile
     flags = tempfile.mkdtemp(prefix="reel-errors-flags-")
     go, fail = os.path.join(flags, "go"), os.path.join(flags, "fail")
     script = h.write_script(flags, "job.sh", """
@@ -280,7 +293,8 @@ def body(c):
         head -c 4096 /dev/urandom > output/final_video.mp4
     """ % {"go": go, "fail": fail})
     try:
-        with h.Reeld(service={"workers": 1, "max_body_bytes": 8192, "cancel_grace_seconds": 1},
+        with h.Reeld(service={"workers": 1, "max_body_bytes": 8192, "cancel_grace_seconds": 1,
+                              "max_attempts": 1},
                      pipeline={"default_backend": "command", "command": [script]}) as r:
             check_open_endpoints(c, r)
             check_auth(c, r)
@@ -289,9 +303,9 @@ def body(c):
             check_create_errors(c, r)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # drain them before the state checks
-                st, _, page = r.json("GET", "/v1/jobs?status=queued")
-                st2, _, page2 = r.json("GET", "/v1/jobs?status=started")
-                if not (page or {}).get("jobs") and not (page2 or {}).get("jobs"):
+                pending = [j for st in ("queued", "started", "progress")
+                           for j in (r.json("GET", "/v1/jobs?status=" + st)[2] or {}).get("jobs", [])]
+                if not pending:
                     break
                 time.sleep(0.1)
             os.unlink(go)
@@ -324,7 +338,6 @@ def body(c):
             st, _, _ = r.request("GET", "/healthz", token=False)
             c.eq(st, 200, "/healthz is 200 even when not ready")
     finally:
-        import shutil
         shutil.rmtree(flags, ignore_errors=True)
 
 

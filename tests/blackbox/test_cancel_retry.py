@@ -20,6 +20,9 @@ f. job_timeout_seconds 1 and a pipeline that sleeps 30 s: failed within a few
 g. workers: 0 and max_queue_depth 2: two jobs queue, the third POST is 429
    with Retry-After and a problem+json body; nothing runs; a cancel frees a
    queue slot.
+h. A pipeline whose helper calls setsid() and keeps the job's stdout open:
+   a cancel still ends the job canceled within the grace period, and a run
+   whose pipeline exited does not outlive job_timeout_seconds.
 
 The pipeline scripts write their pids and counters under the test's own
 temporary directory, outside the job workspace (which reel removes).
@@ -370,11 +373,90 @@ def check_queue_full(c):
         c.eq(status, 429, "and with the queue full again, 429 again")
 
 
+# ------------------------------------- h: a descendant that leaves the group --
+
+def check_escaped_descendant(c):
+    """A pipeline may start a helper that calls setsid() (a daemon) and so
+    leaves the job's process group while still holding the job's stdout and
+    stderr. The group signals cannot reach it, but the job must still end:
+    a cancel must give canceled within the grace period, and a run whose
+    pipeline exited must not outlive job_timeout_seconds. The helper lives
+    25 s; the test kills it by pid once it has seen what it needs, so a
+    failure costs seconds, not minutes."""
+    timeout = 3.0
+    with h.Reeld(start=False) as r:
+        d = os.path.join(r.tmp, "outside")
+        os.makedirs(d)
+        script = h.write_script(r.tmp, "pipeline.sh", """
+            D=%s
+            # the helper leaves the job's session and process group but keeps stdout/stderr
+            setsid sh -c 'echo $$ > "$1"; exec sleep 25' daemon "$D/$2.daemon.pid" &
+            echo "REEL_PROGRESS 5 plan"
+            case "$2" in
+              cancel-me)
+                trap '' TERM
+                while :; do sleep 0.1; done
+                ;;
+              exits)
+                sleep 0.5
+                echo "the pipeline is done; its helper is not"
+                printf 'x' > output/final_video.mp4
+                ;;
+            esac
+        """ % d)
+        r.config = h.merge(r.config, {"service": {"workers": 1, "cancel_grace_seconds": GRACE,
+                                                  "job_timeout_seconds": timeout},
+                                      "pipeline": command_pipeline(script)})
+        r.start()
+
+        def daemon_pid(name):
+            return h.wait_for(lambda: h.read_pid(os.path.join(d, name + ".daemon.pid")), 10)
+
+        def wait_terminal(job_id, seconds):
+            deadline = time.monotonic() + seconds
+            while True:
+                job = get(r, job_id)
+                if job.get("status") in h.TERMINAL_STATUSES or time.monotonic() > deadline:
+                    return job
+                time.sleep(0.05)
+
+        # cancel
+        job_id = post(c, r, "cancel-me")
+        r.wait_job(job_id, "progress", timeout=20)
+        pid = daemon_pid("cancel-me")
+        c.check(pid, "the pipeline started its setsid helper")
+        start = time.monotonic()
+        status, _, _ = r.json("POST", "/v1/jobs/%s/cancel" % job_id)
+        c.eq(status, 200, "cancel of the job with a setsid helper answers 200")
+        job = wait_terminal(job_id, GRACE + 1 + SLACK)
+        elapsed = time.monotonic() - start
+        c.check(job.get("status") == "canceled",
+                "a job whose setsid helper holds its stdout is canceled within cancel_grace_seconds + 1 s "
+                "(+%.1f s slack): after %.2f s it is %s" % (SLACK, elapsed, job.get("status")))
+        kill_leftovers([pid])
+        c.check(r.wait_job(job_id, "canceled", timeout=15), "once the helper is gone the job is canceled")
+
+        # exit 0 with the helper still running
+        job_id = post(c, r, "exits")
+        r.wait_job(job_id, ("started", "progress", "finished"), timeout=20)
+        pid = daemon_pid("exits")
+        start = time.monotonic()
+        job = wait_terminal(job_id, timeout + GRACE + SLACK)
+        elapsed = time.monotonic() - start
+        c.check(job.get("status") in h.TERMINAL_STATUSES,
+                "a job whose pipeline exited but whose setsid helper holds its stdout ends within "
+                "job_timeout_seconds + cancel_grace_seconds (+%.1f s slack): after %.2f s it is %s"
+                % (SLACK, elapsed, job.get("status")))
+        kill_leftovers([pid])
+        wait_terminal(job_id, 15)
+
+
 def body(c):
     check_cancel(c)
     check_retries(c)
     check_timeout(c)
     check_queue_full(c)
+    check_escaped_descendant(c)
 
 
 if __name__ == "__main__":

@@ -193,7 +193,14 @@ def body(c):
                 c.eq(hd.get("content-length"), str(hi - lo + 1), "Range %s: Content-Length" % rng)
             st, hd, got = r.request("HEAD", local, token=False, headers={"Range": "bytes=0-99"})
             c.eq((st, hd.get("content-range")), (206, "bytes 0-99/%d" % SIZE), "HEAD with Range 0-99 -> 206 + Content-Range")
-            for rng in ("bytes=999999999-", "bytes=%d-" % SIZE):
+            for rng in ("bytes=abc", "items=0-5", "bytes=100-50"):
+                st, hd, got = r.request("GET", local, token=False, headers={"Range": rng})
+                c.check(st == 200 and got == data, "invalid Range %r is ignored: 200 with the file (got %d)" % (rng, st))
+            st, hd, got = r.request("GET", local, token=False, headers={"Range": "bytes=0-1,5-6"})
+            c.check((st == 200 and got == data) or (st == 206 and "multipart/byteranges" in hd.get("content-type", "")),
+                    "a multi-range request gets the whole file or multipart/byteranges (got %d %r)"
+                    % (st, hd.get("content-type")))
+            for rng in ("bytes=999999999-", "bytes=%d-" % SIZE, "bytes=-0"):
                 st, hd, got = r.request("GET", local, token=False, headers={"Range": rng})
                 c.eq(st, 416, "Range %s -> 416" % rng)
                 c.eq(hd.get("content-range"), "bytes */%d" % SIZE, "416 for %s: Content-Range bytes */%d" % (rng, SIZE))
@@ -208,6 +215,25 @@ def body(c):
             c.check(st == 200 and got == data, "If-None-Match with another ETag -> 200 with the file (got %d)" % st)
             st, _, _ = r.request("GET", local, token=False, headers={"If-None-Match": "*"})
             c.eq(st, 304, "If-None-Match: * -> 304")
+            st, _, got = r.request("GET", local, token=False, headers={"If-None-Match": '"other", %s' % etag})
+            c.eq(st, 304, "If-None-Match with a list that contains the ETag -> 304 (RFC 9110 13.1.2)")
+            st, _, got = r.request("GET", local, token=False, headers={"If-None-Match": "W/%s" % etag})
+            c.eq(st, 304, "If-None-Match with the weak form of the ETag -> 304 (weak comparison)")
+            st, _, got = r.request("HEAD", local, token=False, headers={"If-None-Match": etag or "x"})
+            c.eq(st, 304, "HEAD with If-None-Match the ETag -> 304")
+            # If-Range: the range only when the validator still matches, else the whole file with 200.
+            st, hd, got = r.request("GET", local, token=False, headers={"Range": "bytes=0-9", "If-Range": etag or "x"})
+            c.check(st == 206 and got == data[:10], "Range with a matching If-Range -> 206 with the range (got %d)" % st)
+            for ifr in ('"an-old-etag"', "Mon, 01 Jan 2001 00:00:00 GMT"):
+                st, hd, got = r.request("GET", local, token=False, headers={"Range": "bytes=0-9", "If-Range": ifr})
+                c.eq(st, 200, "Range with a stale If-Range %s -> 200" % ifr)
+                c.check(got == data and hd.get("content-length") == str(SIZE) and "content-range" not in hd,
+                        "stale If-Range %s: the 200 carries the whole file (got %d bytes, Content-Length %r)"
+                        % (ifr, len(got), hd.get("content-length")))
+            st, _, got = r.request("GET", local, token=False, headers={"If-Match": '"not-the-etag"'})
+            c.eq(st, 412, "If-Match with another ETag -> 412 (RFC 9110 13.1.1)")
+            st, _, got = r.request("GET", local, token=False, headers={"If-Match": etag or "x"})
+            c.check(st == 200 and got == data, "If-Match with the ETag -> 200 (got %d)" % st)
 
             # -- refused URLs --
             flipped = given_sig[:10] + ("0" if given_sig[10] != "0" else "1") + given_sig[11:]
