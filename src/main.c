@@ -168,6 +168,10 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
     return 2;
   }
   json_t *effective = reel_config_effective(cfg->pipeline, cli_prompt, NULL);
+  if (!effective) {
+    fprintf(stderr, "reeld run: --prompt must be valid UTF-8 text\n");
+    return 2;
+  }
   char workspace[4200], config_path[4300], err[512] = "cannot create the workspace", work_root[4096];
   snprintf(work_root, sizeof work_root, "%s/runs", cfg->data_dir); /* not work/: reeld clears that at start */
   char *absolute = make_dir(work_root) == 0 ? realpath(work_root, NULL) : NULL;

@@ -51,6 +51,31 @@ static int parse_range(reel_slice h, int64_t size, int64_t *start, int64_t *end)
   return 1;
 }
 
+/* RFC 9110 §13.1: true when a list of entity tags (or "*") names etag.
+ * weak: compare ignoring W/ prefixes (If-None-Match); strong otherwise (If-Match). */
+static int etag_listed(reel_slice list, const char *etag, int weak) {
+  if (reel_slice_eq(list, "*")) return 1;
+  size_t n = strlen(etag);
+  const char *p = list.ptr, *end = list.ptr + list.len;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+    const char *start = p;
+    int is_weak = 0;
+    if (end - p >= 2 && p[0] == 'W' && p[1] == '/') is_weak = 1, p += 2;
+    const char *tag = p;
+    if (p < end && *p == '"') {
+      p++;
+      while (p < end && *p != '"') p++;
+      if (p < end) p++;
+    } else {
+      while (p < end && *p != ',') p++;
+    }
+    if ((size_t)(p - tag) == n && memcmp(tag, etag, n) == 0 && (weak || !is_weak)) return 1;
+    if (p == start) p++;
+  }
+  return 0;
+}
+
 static void file_done(reel_job_op *op, int result) {
   file_call *c = op->data;
   reel_http_request *req = c->req;
@@ -71,8 +96,15 @@ static void file_done(reel_job_op *op, int result) {
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
            (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec);
   reel_http_response resp;
+  reel_slice if_match = reel_http_request_header(req, "If-Match");
+  if (if_match.ptr && !etag_listed(if_match, etag, 0)) {
+    close(fd);
+    reel_http_send_problem(req, 412, "precondition-failed", "Precondition failed",
+                           "the file does not match If-Match");
+    goto out;
+  }
   reel_slice inm = reel_http_request_header(req, "If-None-Match");
-  if (inm.ptr && (reel_slice_eq(inm, etag) || reel_slice_eq(inm, "*"))) {
+  if (inm.ptr && etag_listed(inm, etag, 1)) {
     close(fd);
     reel_http_response_init(&resp, 304);
     reel_http_response_add_header(&resp, "ETag", etag);
@@ -82,7 +114,11 @@ static void file_done(reel_job_op *op, int result) {
   int64_t size = st.st_size, start = 0, end = size - 1;
   int range = parse_range(reel_http_request_header(req, "Range"), size, &start, &end);
   reel_slice if_range = reel_http_request_header(req, "If-Range");
-  if (range != 0 && if_range.ptr && !reel_slice_eq(if_range, etag)) range = 0; /* changed: send it whole */
+  if (range != 0 && if_range.ptr && !reel_slice_eq(if_range, etag)) { /* changed: send it whole */
+    range = 0;
+    start = 0;
+    end = size - 1;
+  }
   char value[96];
   if (range < 0) {
     close(fd);

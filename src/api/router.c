@@ -112,6 +112,15 @@ void reel_api_handle(reel_http_request *req, void *data) {
     }
   }
   if (!chosen) {
+    static const char *const known_methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++) known |= reel_slice_eq(req->method, known_methods[i]);
+    if (!known) {
+      req->route = "not-implemented";
+      reel_http_send_problem(req, 501, "method-not-implemented", "Method not implemented",
+                             "reel does not implement this request method");
+      return;
+    }
     req->route = path_matched ? "method-not-allowed" : "not-found";
     if (!path_matched) {
       reel_http_send_problem(req, 404, "not-found", "Not found", "no resource at this path");

@@ -18,7 +18,26 @@ int reel_validate_is_json_content_type(reel_slice ct) {
   return n == 16 && strncasecmp(ct.ptr, "application/json", 16) == 0;
 }
 
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+/* Length of the Unicode whitespace character at s (ASCII and White_Space code
+ * points such as NO-BREAK SPACE and IDEOGRAPHIC SPACE), or 0 if none. */
+static size_t space_len(const unsigned char *s, size_t n) {
+  if (n >= 1 && (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))) return 1;
+  if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+  if (n >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3;  /* U+1680 */
+  if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 && (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+    return 3;                                                             /* U+2000-200A, 2028, 2029, 202F */
+  if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3;  /* U+205F */
+  if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3;  /* U+3000 */
+  if (n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF) return 3;  /* U+FEFF */
+  return 0;
+}
+
+/* Length of the whitespace character ending at s[n-1], or 0. */
+static size_t trailing_space_len(const unsigned char *s, size_t n) {
+  for (size_t k = 1; k <= 3 && k <= n; k++)
+    if (space_len(s + n - k, k) == k) return k;
+  return 0;
+}
 
 /* Counts UTF-8 code points (jansson has already validated the encoding). */
 static size_t utf8_chars(const char *s, size_t n) {
@@ -75,8 +94,9 @@ int reel_validate_job_request(const char *body, size_t len, int max_chars, char 
     snprintf(detail, detail_len, "\"prompt\" must not contain NUL characters");
     goto out;
   }
-  while (n && is_space((unsigned char)*s)) s++, n--;
-  while (n && is_space((unsigned char)s[n - 1])) n--;
+  size_t k;
+  while (n && (k = space_len((const unsigned char *)s, n)) > 0) s += k, n -= k;
+  while (n && (k = trailing_space_len((const unsigned char *)s, n)) > 0) n -= k;
   if (n == 0) {
     snprintf(detail, detail_len, "\"prompt\" must not be empty or only whitespace");
     goto out;

@@ -30,6 +30,10 @@ int main(void) {
   CHECK(accept("{\"prompt\": \"  padded \\n\"}", 2000, "padded"));
   CHECK(accept("{\"prompt\": \"\\u65e5\\u672c\"}", 2, "\xe6\x97\xa5\xe6\x9c\xac"));
   CHECK(accept("{\"prompt\": \"\xf0\x9f\x8e\xac film\"}", 6, "\xf0\x9f\x8e\xac film"));
+  /* Unicode whitespace is trimmed too: U+3000, U+00A0 */
+  CHECK(accept("{\"prompt\": \"\u3000\u00a0fox\u3000\"}", 2000, "fox"));
+  CHECK(REJECT("{\"prompt\": \"\u3000\u3000\"}", "empty"));
+  CHECK(REJECT("{\"prompt\": \"\u00a0\u2003\ufeff\"}", "empty"));
   CHECK(REJECT("", "not valid JSON"));
   CHECK(REJECT("{", "not valid JSON"));
   CHECK(REJECT("[\"prompt\"]", "JSON object"));
