@@ -17,6 +17,7 @@
 #include "api/app.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "common/redact.h"
@@ -65,18 +66,6 @@ static int parse_args(int argc, char **argv, options *o) {
     }
   }
   return 0;
-}
-
-static int make_dir(const char *path) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* The download-URL key: derived from service.signing_key, or 32 random bytes
@@ -174,7 +163,7 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
   }
   char workspace[4200], config_path[4300], err[512] = "cannot create the workspace", work_root[4096];
   snprintf(work_root, sizeof work_root, "%s/runs", cfg->data_dir); /* not work/: reeld clears that at start */
-  char *absolute = make_dir(work_root) == 0 ? realpath(work_root, NULL) : NULL;
+  char *absolute = reel_fs_make_dirs(work_root, 0755) == 0 ? realpath(work_root, NULL) : NULL;
   snprintf(workspace, sizeof workspace, "%s/run-%lld", absolute ? absolute : work_root, (long long)reel_now_ms());
   int have_root = absolute != NULL;
   free(absolute);
@@ -310,7 +299,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.runs_workers = strcmp(cfg->mode, "api") != 0;
   signal(SIGPIPE, SIG_IGN);
 
-  if (make_dir(cfg->data_dir) != 0) {
+  if (reel_fs_make_dirs(cfg->data_dir, 0755) != 0) {
     fprintf(stderr, "reeld: cannot create data_dir %s: %s\n", cfg->data_dir, strerror(errno));
     return 1;
   }

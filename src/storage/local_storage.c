@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "storage/storage.h"
 #include "storage/url_signer.h"
 
@@ -21,19 +22,6 @@ typedef struct {
   unsigned char key[64];
   size_t key_len;
 } local_storage;
-
-static int make_dirs(const char *path, mode_t mode) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return REEL_EINVAL;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, mode) != 0 && errno != EEXIST) return REEL_EIO;
-    *p = '/';
-  }
-  if (mkdir(tmp, mode) != 0 && errno != EEXIST) return REEL_EIO;
-  return 0;
-}
 
 /* Keys come from reel itself, but refuse anything that could leave the root. */
 static int key_is_safe(const char *key) {
@@ -70,7 +58,7 @@ static int local_put_file(reel_storage *base, const char *key, const char *local
   snprintf(dest, sizeof dest, "%s/%s", st->root, key);
   char *slash = strrchr(dest, '/');
   *slash = '\0';
-  int rc = make_dirs(dest, 0755);
+  int rc = reel_fs_make_dirs(dest, 0755);
   *slash = '/';
   if (rc) return rc;
   snprintf(tmp, sizeof tmp, "%s.partial", dest);
@@ -141,7 +129,7 @@ static const reel_storage_ops local_ops = {
 
 int reel_storage_open_local(const char *root, const char *public_base_url, const unsigned char *signing_key,
                             size_t key_len, reel_storage **out, char *err, size_t errlen) {
-  if (make_dirs(root, 0755) != 0) {
+  if (reel_fs_make_dirs(root, 0755) != 0) {
     snprintf(err, errlen, "cannot create artifact directory %s: %s", root, strerror(errno));
     return REEL_EIO;
   }

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "common/redact.h"
@@ -135,23 +135,10 @@ int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, c
   return 1;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-int reel_remove_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : REEL_EIO;
-  return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : REEL_EIO;
-}
-
 int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
                                      size_t config_path_len, char *err, size_t errlen) {
   char output[4200];
-  reel_remove_tree(workspace);
+  reel_fs_remove_tree(workspace);
   snprintf(output, sizeof output, "%s/output", workspace);
   if (mkdir(workspace, 0700) != 0 || mkdir(output, 0700) != 0) {
     snprintf(err, errlen, "cannot create the job workspace: %s", strerror(errno));
@@ -327,7 +314,7 @@ static void on_final_done(reel_job_op *op, int result) {
              reel_strerror(result));
   }
   int keep = op->kind == REEL_JOB_OP_FAIL && s->cfg->keep_failed_workspaces;
-  if (!keep) reel_remove_tree(r->workspace);
+  if (!keep) reel_fs_remove_tree(r->workspace);
   run_unlink(s, r);
   uv_close((uv_handle_t *)&r->timeout_timer, on_run_timer_closed);
 }
@@ -595,7 +582,7 @@ static void clear_work_dir(const char *work_dir) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", work_dir, e->d_name);
-    reel_remove_tree(path);
+    reel_fs_remove_tree(path);
   }
   closedir(dir);
 }

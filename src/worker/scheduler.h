@@ -55,7 +55,5 @@ int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, c
 /* Writes the job's workspace: pipeline_config.yaml (effective config) and output/. */
 int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
                                      size_t config_path_len, char *err, size_t errlen);
-/* Removes a directory tree (the workspace). */
-int reel_remove_tree(const char *path);
 
 #endif
