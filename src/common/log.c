@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/redact.h"
 
@@ -65,4 +66,59 @@ void reel_log(reel_log_level level, const char *msg, const char *fields_fmt, ...
     json_decref(head);
   }
   json_decref(line);
+}
+
+/* Appends s as a JSON string body (without quotes), escaping per RFC 8259. */
+static int append_escaped(reel_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (reel_buf_append(b, s + run, i - run)) return -1;
+    char esc[7] = {'\\', (char)c, 0};
+    size_t len = 2;
+    if (c == '\n') esc[1] = 'n';
+    else if (c == '\r') esc[1] = 'r';
+    else if (c == '\t') esc[1] = 't';
+    else if (c < 0x20) {
+      esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+      len = 6;
+    }
+    if (reel_buf_append(b, esc, len)) return -1;
+    run = i + 1;
+  }
+  return reel_buf_append(b, s + run, n - run);
+}
+
+void reel_log_fields(reel_log_level level, const char *msg, const reel_log_field *fields, int n) {
+  if (level < min_level) return;
+  reel_buf line = {.data = NULL, .len = 0, .cap = 0, .max = 64 * 1024};
+  reel_buf clean;
+  reel_buf_init(&clean, 16 * 1024);
+  char ts[40];
+  reel_rfc3339(reel_now_ms(), ts, sizeof ts);
+  int rc = reel_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
+  rc = rc || append_escaped(&line, msg, strlen(msg)) || reel_buf_append(&line, "\"", 1);
+  for (int i = 0; i < n && rc == 0; i++) {
+    const reel_log_field *f = &fields[i];
+    rc = reel_buf_append(&line, ",\"", 2) || reel_buf_append_str(&line, f->key) || reel_buf_append(&line, "\":", 2);
+    if (rc) break;
+    if (f->type == REEL_LOG_STR) {
+      reel_buf_reset(&clean);
+      const char *v = f->str ? f->str : "";
+      rc = reel_redact(v, strlen(v), &clean) || reel_buf_append(&line, "\"", 1) ||
+           append_escaped(&line, clean.data ? clean.data : "", clean.len) || reel_buf_append(&line, "\"", 1);
+    } else if (f->type == REEL_LOG_INT) {
+      rc = reel_buf_printf(&line, "%lld", f->num);
+    } else {
+      rc = reel_buf_printf(&line, "%.3f", f->ms);
+    }
+  }
+  if (rc == 0 && reel_buf_append(&line, "}\n", 2) == 0) {
+    ssize_t w = write(STDERR_FILENO, line.data, line.len);
+    (void)w;
+  }
+  reel_buf_free(&line);
+  reel_buf_free(&clean);
 }

@@ -207,13 +207,20 @@ fail:
 
 static void access_log(exchange *ex) {
   reel_http_request *r = &ex->req;
-  double seconds = (double)(reel_mono_ns() - r->start_ns) / 1e9;
   char method[16], path[512];
   snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
   snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
-  reel_log(REEL_LOG_INFO, "request", "{s:s, s:s, s:s, s:i, s:f, s:s, s:s, s:s}", "method", method, "path", path,
-           "route", r->route ? r->route : "-", "status", ex->status, "duration_ms", (double)(int64_t)(seconds * 1e6) / 1000.0, "protocol",
-           reel_http_protocol_name(r->protocol), "request_id", r->request_id, "remote", r->remote_addr);
+  const reel_log_field fields[] = {
+      {.key = "method", .type = REEL_LOG_STR, .str = method},
+      {.key = "path", .type = REEL_LOG_STR, .str = path},
+      {.key = "route", .type = REEL_LOG_STR, .str = r->route ? r->route : "-"},
+      {.key = "status", .type = REEL_LOG_INT, .num = ex->status},
+      {.key = "duration_ms", .type = REEL_LOG_MS, .ms = (double)(reel_mono_ns() - r->start_ns) / 1e6},
+      {.key = "protocol", .type = REEL_LOG_STR, .str = reel_http_protocol_name(r->protocol)},
+      {.key = "request_id", .type = REEL_LOG_STR, .str = r->request_id},
+      {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
+  };
+  reel_log_fields(REEL_LOG_INFO, "request", fields, (int)(sizeof fields / sizeof *fields));
 }
 
 static void finish_exchange(reel_http_connection *c, exchange *ex) {
