@@ -151,17 +151,17 @@ static void run_timeout(uv_timer_t *t) {
 }
 
 static int run_once(reel_config *cfg, const char *cli_prompt) {
-  if (strcmp(cfg->default_backend, "command") != 0) {
-    fprintf(stderr, "reeld run: pipeline backend \"%s\" is not available in this build; set "
-                    "pipeline.default_backend: command and pipeline.command in %s\n", cfg->default_backend, cfg->path);
-    return 2;
+  char err[512] = "cannot create the workspace";
+  if (reel_scheduler_check_backend(cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld run: %s\n", err);
+    return 69;
   }
   json_t *effective = reel_config_effective(cfg->pipeline, cli_prompt, NULL);
   if (!effective) {
     fprintf(stderr, "reeld run: --prompt must be valid UTF-8 text\n");
     return 2;
   }
-  char workspace[4200], config_path[4300], err[512] = "cannot create the workspace", work_root[4096];
+  char workspace[4200], config_path[4300], work_root[4096];
   snprintf(work_root, sizeof work_root, "%s/runs", cfg->data_dir); /* not work/: reeld clears that at start */
   char *absolute = reel_fs_make_dirs(work_root, 0755) == 0 ? realpath(work_root, NULL) : NULL;
   snprintf(workspace, sizeof workspace, "%s/run-%lld", absolute ? absolute : work_root, (long long)reel_now_ms());
@@ -174,8 +174,8 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
     return 1;
   }
   json_t *p = json_object_get(effective, "prompt");
-  char **argv = reel_scheduler_build_argv(cfg->command_argv, config_path, json_is_string(p) ? json_string_value(p) : "",
-                                          workspace);
+  char **argv = reel_scheduler_backend_argv(cfg, config_path, json_is_string(p) ? json_string_value(p) : "",
+                                            workspace, err, sizeof err);
   json_decref(effective);
   uv_loop_t *loop = uv_default_loop();
   run_once_state st = {.grace = cfg->cancel_grace_seconds};
@@ -185,7 +185,7 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
   uv_timer_init(loop, &st.timeout);
   st.sigint.data = st.sigterm.data = st.timeout.data = &st;
   int rc = argv ? reel_child_spawn(&st.child, loop, argv, workspace, cfg->max_log_line_bytes, &cb, &st, err, sizeof err)
-                : REEL_ENOMEM;
+                : REEL_EINVAL;
   reel_scheduler_free_argv(argv);
   if (rc == 0) {
     uv_signal_start(&st.sigint, run_signal, SIGINT);

@@ -1053,22 +1053,21 @@ int reel_config_load_string(const char *yaml, size_t len, const char *name, reel
   return rc;
 }
 
-int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen) {
-  memset(out, 0, sizeof *out);
+/* Reads a whole config file (capped one byte past the YAML limit, so the
+ * parser can say it is too large). 0, or REEL_ECONFIG/REEL_ENOMEM with a message. */
+static int read_config_file(const char *path, reel_buf *contents, char *err, size_t errlen) {
   FILE *file = fopen(path, "rb");
   if (!file) {
     if (err && errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     return REEL_ECONFIG;
   }
-  /* Read one byte past the cap so the parser can say the file is too large. */
-  reel_buf contents;
-  reel_buf_init(&contents, REEL_YAML_MAX_BYTES + 1);
+  reel_buf_init(contents, REEL_YAML_MAX_BYTES + 1);
   char chunk[65536];
   int rc = 0;
-  while (!rc && contents.len < contents.max) {
-    size_t want = contents.max - contents.len < sizeof chunk ? contents.max - contents.len : sizeof chunk;
+  while (!rc && contents->len < contents->max) {
+    size_t want = contents->max - contents->len < sizeof chunk ? contents->max - contents->len : sizeof chunk;
     size_t got = fread(chunk, 1, want, file);
-    if (got && reel_buf_append(&contents, chunk, got)) rc = REEL_ENOMEM;
+    if (got && reel_buf_append(contents, chunk, got)) rc = REEL_ENOMEM;
     if (got < want) break;
   }
   if (!rc && ferror(file)) {
@@ -1078,10 +1077,40 @@ int reel_config_load(const char *path, reel_config *out, char *err, size_t errle
     snprintf(err, errlen, "%s: out of memory", path);
   }
   fclose(file);
-  if (!rc)
-    rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err,
-                                 errlen);
+  if (rc) reel_buf_free(contents);
+  return rc;
+}
+
+int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  reel_buf contents;
+  int rc = read_config_file(path, &contents, err, errlen);
+  if (rc) return rc;
+  rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err, errlen);
   reel_buf_free(&contents);
+  return rc;
+}
+
+int reel_config_load_pipeline(const char *path, json_t **out, char *err, size_t errlen) {
+  *out = NULL;
+  reel_config config;
+  memset(&config, 0, sizeof config);
+  loader l = {.name = path, .err = err, .errlen = errlen, .config = &config};
+  if (err && errlen) err[0] = '\0';
+  reel_buf contents;
+  int rc = read_config_file(path, &contents, err, errlen);
+  if (rc) return rc;
+  reel_yaml_node *root = NULL;
+  rc = reel_yaml_parse(contents.data ? contents.data : "", contents.len, path, &root, err, errlen);
+  reel_buf_free(&contents);
+  if (!rc && !(config.pipeline = json_object())) rc = out_of_memory(&l);
+  if (!rc && root && !is_null(root)) {
+    if (root->kind != REEL_YAML_MAPPING) rc = fail(&l, root->line, NULL, "expected a mapping of pipeline keys");
+    else rc = load_pipeline(&l, root);
+  }
+  reel_yaml_free(root);
+  if (!rc) *out = json_incref(config.pipeline);
+  reel_config_free(&config);
   return rc;
 }
 

@@ -82,6 +82,11 @@ int reel_config_load(const char *path, reel_config *out, char *err, size_t errle
 /* Same, from a YAML string in memory; `name` stands for the file in messages. */
 int reel_config_load_string(const char *yaml, size_t len, const char *name, reel_config *out,
                             char *err, size_t errlen);
+/* Loads a standalone pipeline file (the `pipeline:` section's keys at the top
+ * level, as a job's pipeline_config.yaml is written) with the same typing and
+ * validation as the pipeline section of reel.yaml. On success *out is a new
+ * JSON object; on failure REEL_ECONFIG and one line in err. */
+int reel_config_load_pipeline(const char *path, json_t **out, char *err, size_t errlen);
 /* Releases everything the config owns. */
 void reel_config_free(reel_config *cfg);
 

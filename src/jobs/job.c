@@ -57,6 +57,7 @@ void reel_job_clear(reel_job *job) {
   free(job->gcs_uri);
   free(job->error);
   free(job->failure_reason);
+  free(job->cost);
   memset(job, 0, sizeof *job);
 }
 
@@ -70,11 +71,11 @@ int reel_job_set_string(char **field, const char *value) {
 
 int reel_job_copy(reel_job *dst, const reel_job *src) {
   *dst = *src;
-  dst->prompt = dst->artifact_key = dst->artifact_uri = dst->gcs_uri = dst->error = dst->failure_reason = NULL;
+  dst->prompt = dst->artifact_key = dst->artifact_uri = dst->gcs_uri = dst->error = dst->failure_reason = dst->cost = NULL;
   if (reel_job_set_string(&dst->prompt, src->prompt) || reel_job_set_string(&dst->artifact_key, src->artifact_key) ||
       reel_job_set_string(&dst->artifact_uri, src->artifact_uri) || reel_job_set_string(&dst->gcs_uri, src->gcs_uri) ||
       reel_job_set_string(&dst->error, src->error) ||
-      reel_job_set_string(&dst->failure_reason, src->failure_reason)) {
+      reel_job_set_string(&dst->failure_reason, src->failure_reason) || reel_job_set_string(&dst->cost, src->cost)) {
     reel_job_clear(dst);
     return REEL_ENOMEM;
   }
@@ -104,5 +105,7 @@ json_t *reel_job_to_json(const reel_job *job) {
   json_object_set_new(o, "artifact_uri", string_or_null(job->artifact_uri));
   json_object_set_new(o, "error", string_or_null(job->error));
   json_object_set_new(o, "attempts", json_integer(job->attempts));
+  json_t *cost = job->cost ? json_loads(job->cost, 0, NULL) : NULL;
+  json_object_set_new(o, "cost", cost ? cost : json_null());
   return o;
 }

@@ -38,6 +38,7 @@ typedef struct {
   char *gcs_uri;
   char *error;                /* human message when failed */
   char *failure_reason;       /* short label for metrics: "exit_status", "timeout", ... */
+  char *cost;                 /* JSON object text: itemized cost of all runs so far, or NULL */
   char worker_id[64];         /* who holds the lease while running */
   int64_t lease_expires_ms;
 } reel_job;

@@ -25,9 +25,11 @@ static int ensure_counts(reel_jobs *jobs, reel_store *s) {
   return rc;
 }
 
-/* Moves job to status `to` and writes it; the only place a job's status changes. */
-static int transition(reel_jobs *jobs, reel_store *s, reel_job *job, reel_job_status to) {
+/* Moves job to status `to` and writes it (with op's cost, if it carries one);
+ * the only place a job's status changes. */
+static int transition(reel_jobs *jobs, reel_store *s, const reel_job_op *op, reel_job *job, reel_job_status to) {
   reel_job_status from = job->status;
+  if (op->cost && reel_job_set_string(&job->cost, op->cost)) return REEL_ENOMEM;
   if (!reel_job_transition_allowed(from, to)) return REEL_ECONFLICT;
   int64_t now = reel_now_ms();
   job->status = to;
@@ -107,7 +109,7 @@ static int run_cancel(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   if (reel_job_status_terminal(j->status)) return REEL_ECONFLICT;
   if (j->status == REEL_JOB_QUEUED) {
     j->cancel_requested = 1;
-    return transition(jobs, s, j, REEL_JOB_CANCELED);
+    return transition(jobs, s, op, j, REEL_JOB_CANCELED);
   }
   op->was_running = 1;
   if (j->cancel_requested) return 0;
@@ -126,7 +128,7 @@ static int run_claim(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   j->stage[0] = '\0';
   snprintf(j->worker_id, sizeof j->worker_id, "%s", op->worker_id);
   j->lease_expires_ms = now + op->lease_ms;
-  rc = transition(jobs, s, j, REEL_JOB_STARTED);
+  rc = transition(jobs, s, op, j, REEL_JOB_STARTED);
   return rc;
 }
 
@@ -137,7 +139,7 @@ static int run_progress(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   if (!reel_job_status_running(j->status)) return REEL_ECONFLICT;
   if (op->progress >= 0) j->progress = op->progress > 100 ? 100 : op->progress;
   if (op->stage[0]) memcpy(j->stage, op->stage, sizeof j->stage);
-  return transition(jobs, s, j, REEL_JOB_PROGRESS);
+  return transition(jobs, s, op, j, REEL_JOB_PROGRESS);
 }
 
 static int run_finish(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
@@ -149,7 +151,7 @@ static int run_finish(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
     return REEL_ENOMEM;
   j->progress = 100;
   reel_job_set_string(&j->error, NULL);
-  return transition(jobs, s, j, REEL_JOB_FINISHED);
+  return transition(jobs, s, op, j, REEL_JOB_FINISHED);
 }
 
 static int run_fail(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
@@ -158,7 +160,7 @@ static int run_fail(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   if (rc) return rc;
   if (reel_job_set_string(&j->error, op->text) || reel_job_set_string(&j->failure_reason, op->reason))
     return REEL_ENOMEM;
-  return transition(jobs, s, j, REEL_JOB_FAILED);
+  return transition(jobs, s, op, j, REEL_JOB_FAILED);
 }
 
 static int run_retry(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
@@ -171,7 +173,7 @@ static int run_retry(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   j->run_after_ms = reel_now_ms() + op->delay_ms;
   j->worker_id[0] = '\0';
   j->lease_expires_ms = 0;
-  return transition(jobs, s, j, REEL_JOB_QUEUED);
+  return transition(jobs, s, op, j, REEL_JOB_QUEUED);
 }
 
 static int run_canceled(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
@@ -179,7 +181,7 @@ static int run_canceled(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
   int rc = s->ops->get_job(s, op->id, j);
   if (rc) return rc;
   reel_job_set_string(&j->failure_reason, "canceled");
-  return transition(jobs, s, j, REEL_JOB_CANCELED);
+  return transition(jobs, s, op, j, REEL_JOB_CANCELED);
 }
 
 /* A job found running at start-up lost its process: cancel it if that was
@@ -197,19 +199,19 @@ static int run_recover(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
         reel_job *j = &page[i];
         if (j->cancel_requested) {
           reel_job_set_string(&j->failure_reason, "canceled");
-          rc = transition(jobs, s, j, REEL_JOB_CANCELED);
+          rc = transition(jobs, s, op, j, REEL_JOB_CANCELED);
         } else if (j->attempts >= op->max_attempts) {
           char msg[160];
           snprintf(msg, sizeof msg, "the worker running this job stopped unexpectedly and all %d attempts are used",
                    op->max_attempts);
           reel_job_set_string(&j->error, msg);
           reel_job_set_string(&j->failure_reason, "worker_lost");
-          rc = transition(jobs, s, j, REEL_JOB_FAILED);
+          rc = transition(jobs, s, op, j, REEL_JOB_FAILED);
           op->failed++;
         } else {
           reel_job_set_string(&j->error, "the worker running this job stopped unexpectedly; requeued");
           j->run_after_ms = 0;
-          rc = transition(jobs, s, j, REEL_JOB_QUEUED);
+          rc = transition(jobs, s, op, j, REEL_JOB_QUEUED);
           op->requeued++;
         }
       }
@@ -314,11 +316,12 @@ void reel_job_op_cleanup(reel_job_op *op) {
   free(op->artifact_key);
   free(op->artifact_uri);
   free(op->gcs_uri);
+  free(op->cost);
   reel_job_clear(&op->job);
   for (int i = 0; i < op->n_list; i++) reel_job_clear(&op->list[i]);
   free(op->list);
   json_decref(op->lines);
-  op->prompt = op->text = op->artifact_key = op->artifact_uri = op->gcs_uri = NULL;
+  op->prompt = op->text = op->artifact_key = op->artifact_uri = op->gcs_uri = op->cost = NULL;
   op->list = NULL;
   op->n_list = 0;
   op->lines = NULL;

@@ -49,6 +49,7 @@ struct reel_job_op {
   char *text;           /* LOG line, FAIL/RETRY error */
   const char *reason;   /* FAIL: static label for metrics */
   char *artifact_key, *artifact_uri, *gcs_uri; /* FINISH */
+  char *cost;           /* PROGRESS, FINISH, FAIL, RETRY, CANCELED: replaces the job's cost (JSON text) if set */
   int status_filter;    /* LIST: -1 for any */
   int64_t before_seq;   /* LIST: 0 from the newest */
   int limit;            /* LIST */

@@ -35,13 +35,15 @@ static const char *const migrations[] = {
     "  line_no INTEGER NOT NULL,"
     "  line TEXT NOT NULL,"
     "  PRIMARY KEY (job_id, line_no)) WITHOUT ROWID;",
+    /* 2: itemized cost per job (JSON text) */
+    "ALTER TABLE jobs ADD COLUMN cost TEXT;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
 #define JOB_COLUMNS                                                                           \
   "seq, id, status, progress, stage, prompt, created_ms, started_ms, finished_ms, updated_ms, " \
   "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
-  "failure_reason, worker_id, lease_expires_ms"
+  "failure_reason, worker_id, lease_expires_ms, cost"
 
 enum {
   STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_SAVEPOINT, STMT_RELEASE, STMT_ROLLBACK_TO,
@@ -63,7 +65,7 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_UPDATE] = "UPDATE jobs SET status = ?2, progress = ?3, stage = ?4, started_ms = ?5, "
                     "finished_ms = ?6, updated_ms = ?7, attempts = ?8, run_after_ms = ?9, "
                     "cancel_requested = ?10, artifact_key = ?11, artifact_uri = ?12, gcs_uri = ?13, "
-                    "error = ?14, failure_reason = ?15, worker_id = ?16, lease_expires_ms = ?17 "
+                    "error = ?14, failure_reason = ?15, worker_id = ?16, lease_expires_ms = ?17, cost = ?18 "
                     "WHERE id = ?1",
     [STMT_LIST_ANY] = "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
     [STMT_LIST_STATUS] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = ?3 AND seq < ?1 "
@@ -146,6 +148,7 @@ static void read_job(sqlite3_stmt *st, reel_job *j) {
   j->failure_reason = column_dup(st, 17);
   copy_column(st, 18, j->worker_id, sizeof j->worker_id);
   j->lease_expires_ms = sqlite3_column_int64(st, 19);
+  j->cost = column_dup(st, 20);
 }
 
 static int s_insert_job(reel_store *base, reel_job *job) {
@@ -196,6 +199,7 @@ static int s_update_job(reel_store *base, const reel_job *j) {
   bind_text_or_null(st, 15, j->failure_reason);
   sqlite3_bind_text(st, 16, j->worker_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 17, j->lease_expires_ms);
+  bind_text_or_null(st, 18, j->cost);
   if (step_done(st) != 0) return REEL_ESTORE;
   return sqlite3_changes(s->db) == 1 ? 0 : REEL_ENOTFOUND;
 }

@@ -21,11 +21,13 @@
 #include "common/random.h"
 #include "common/redact.h"
 #include "metrics/metrics.h"
+#include "render/tools.h"
 #include "worker/child.h"
 
 #define MAX_PENDING_LOG_LINES 2000
 #define ERROR_TAIL_LINES 5
 #define EXIT_TEMPFAIL 75
+#define EXIT_UNAVAILABLE 69 /* reel-render: a required program or font is missing */
 #define POLL_INTERVAL_MS 500
 
 typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN } stop_reason;
@@ -47,6 +49,8 @@ struct reel_run {
   int log_in_flight;
   reel_job_op progress_op;
   int progress_in_flight, progress_dirty, next_progress;
+  json_t *cost;       /* {unit: {total, stages: {stage: amount}}}, across attempts */
+  int cost_dirty;
   char next_stage[64];
   reel_job_op final_op;
   /* the last stderr lines, for the error message of a failed run */
@@ -135,6 +139,80 @@ int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, c
   return 1;
 }
 
+int reel_scheduler_parse_cost(const char *line, size_t len, char *stage, size_t stage_len, double *amount, char *unit,
+                              size_t unit_len) {
+  static const char prefix[] = "REEL_COST ";
+  size_t plen = sizeof prefix - 1;
+  if (len <= plen || len > 512 || memcmp(line, prefix, plen) != 0) return 0;
+  char copy[513], name[128] = "", unit_text[64] = "cpu_seconds", extra[2];
+  memcpy(copy, line, len);
+  copy[len] = '\0';
+  double value;
+  int n = sscanf(copy + plen, "%127s %lf %63s %1s", name, &value, unit_text, extra);
+  if (n < 2 || n > 3 || !(value >= 0) || value > 1e12) return 0;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+      return 0;
+  for (const char *p = unit_text; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return 0;
+  snprintf(stage, stage_len, "%s", name);
+  snprintf(unit, unit_len, "%s", unit_text);
+  *amount = value;
+  return 1;
+}
+
+void reel_scheduler_add_cost(json_t *cost, const char *stage, double amount, const char *unit) {
+  json_t *per_unit = json_object_get(cost, unit);
+  if (!per_unit) {
+    per_unit = json_pack("{s:f, s:{}}", "total", 0.0, "stages");
+    if (!per_unit || json_object_set_new(cost, unit, per_unit) != 0) return;
+  }
+  json_t *stages = json_object_get(per_unit, "stages");
+  double before = json_number_value(json_object_get(stages, stage));
+  json_object_set_new(stages, stage, json_real(before + amount));
+  json_object_set_new(per_unit, "total", json_real(json_number_value(json_object_get(per_unit, "total")) + amount));
+}
+
+/* reel-render lives next to reeld (both are built into the same directory). */
+static int render_path(char *out, size_t n) {
+  char exe[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) return REEL_EIO;
+  exe[len] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return REEL_EIO;
+  *slash = '\0';
+  snprintf(out, n, "%s/reel-render", exe);
+  return 0;
+}
+
+char **reel_scheduler_backend_argv(const reel_config *cfg, const char *config_path, const char *prompt,
+                                   const char *workspace, char *err, size_t errlen) {
+  if (strcmp(cfg->default_backend, "command") == 0)
+    return reel_scheduler_build_argv(cfg->command_argv, config_path, prompt, workspace);
+  char render[4200], cache[4200];
+  char *data_dir = realpath(cfg->data_dir, NULL);
+  if (render_path(render, sizeof render) != 0 || !data_dir) {
+    free(data_dir);
+    snprintf(err, errlen, "cannot locate reel-render or data_dir");
+    return NULL;
+  }
+  snprintf(cache, sizeof cache, "%s/cache", data_dir);
+  free(data_dir);
+  char *template_argv[] = {render, "--config", "{config}", "--cache-dir", cache, NULL};
+  return reel_scheduler_build_argv(template_argv, config_path, prompt, workspace);
+}
+
+int reel_scheduler_check_backend(const reel_config *cfg, char *err, size_t errlen) {
+  if (strcmp(cfg->default_backend, "local") != 0) return 0;
+  char render[4200];
+  if (render_path(render, sizeof render) != 0 || access(render, X_OK) != 0) {
+    snprintf(err, errlen, "the built-in renderer reel-render is missing next to reeld: build it with make");
+    return REEL_ENOTFOUND;
+  }
+  return reel_render_check_tools(err, errlen);
+}
+
 int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
                                      size_t config_path_len, char *err, size_t errlen) {
   char output[4200];
@@ -186,6 +264,7 @@ static void on_run_timer_closed(uv_handle_t *h) {
   reel_job_op_cleanup(&r->log_op);
   reel_job_op_cleanup(&r->progress_op);
   reel_job_op_cleanup(&r->final_op);
+  json_decref(r->cost);
   free(r);
   try_claim(s);
   maybe_stopped(s);
@@ -193,11 +272,18 @@ static void on_run_timer_closed(uv_handle_t *h) {
 
 static void on_final_done(reel_job_op *op, int result);
 
+/* The run's itemized cost as JSON text (heap), or NULL when nothing was reported. */
+static char *cost_text(reel_run *r) {
+  return json_object_size(r->cost) ? json_dumps(r->cost, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6)) : NULL;
+}
+
+
 static void submit_final(reel_run *r, reel_job_op_kind kind) {
   reel_job_op *op = &r->final_op;
   reel_job_op_cleanup(op);
   reel_job_op_init(op, kind);
   memcpy(op->id, r->id, sizeof op->id);
+  op->cost = cost_text(r);
   op->cb = on_final_done;
   op->data = r;
 }
@@ -271,6 +357,9 @@ static void finalize(reel_run *r) {
     final_fail(r, r->preset_reason, r->preset_error);
   } else if (r->exit_status == 0 && r->term_signal == 0) {
     finish_success(r);
+  } else if (r->exit_status == EXIT_UNAVAILABLE && r->term_signal == 0) {
+    snprintf(msg, sizeof msg, "the pipeline backend cannot run on this machine%s%s", tail[0] ? ": " : "", tail);
+    final_fail(r, "backend_unavailable", msg);
   } else if (r->exit_status == EXIT_TEMPFAIL && r->attempts < s->cfg->max_attempts) {
     int64_t delay = reel_jobs_backoff_ms(r->attempts, (int64_t)(s->cfg->retry_base_seconds * 1000),
                                          (int64_t)(s->cfg->retry_max_seconds * 1000), reel_random_unit());
@@ -358,6 +447,8 @@ static void flush_progress(reel_run *r) {
   memcpy(r->progress_op.id, r->id, sizeof r->progress_op.id);
   r->progress_op.progress = r->next_progress;
   memcpy(r->progress_op.stage, r->next_stage, sizeof r->progress_op.stage);
+  if (r->cost_dirty) r->progress_op.cost = cost_text(r);
+  r->cost_dirty = 0;
   r->progress_op.cb = on_progress_done;
   r->progress_op.data = r;
   r->progress_dirty = 0;
@@ -376,7 +467,15 @@ static void on_progress_done(reel_job_op *op, int result) {
 static void on_child_line(reel_child *child, const char *line, size_t len, int is_stderr) {
   reel_run *r = child->data;
   int progress;
-  char stage[64];
+  char stage[64], unit[64];
+  double amount;
+  if (!is_stderr && reel_scheduler_parse_cost(line, len, stage, sizeof stage, &amount, unit, sizeof unit)) {
+    reel_scheduler_add_cost(r->cost, stage, amount, unit);
+    r->cost_dirty = 1;
+    r->progress_dirty = 1;
+    flush_progress(r);
+    return;
+  }
   if (!is_stderr && reel_scheduler_parse_progress(line, len, &progress, stage, sizeof stage)) {
     r->next_progress = progress;
     if (stage[0]) memcpy(r->next_stage, stage, sizeof stage);
@@ -434,6 +533,12 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
   memcpy(r->id, job->id, sizeof r->id);
   r->attempts = job->attempts;
   r->created_ms = job->created_ms;
+  json_error_t jerr;
+  r->cost = job->cost ? json_loads(job->cost, 0, &jerr) : NULL;
+  if (!json_is_object(r->cost)) {
+    json_decref(r->cost);
+    r->cost = json_object();
+  }
   reel_buf_init(&r->pending_log, (size_t)MAX_PENDING_LOG_LINES * (s->cfg->max_log_line_bytes + 64));
   snprintf(r->workspace, sizeof r->workspace, "%s/%s", s->work_dir, job->id);
   r->next = s->runs;
@@ -457,20 +562,10 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
     maybe_finalize(r);
     return;
   }
-  if (strcmp(s->cfg->default_backend, "command") != 0) {
-    r->preset_reason = "backend_unavailable";
-    snprintf(r->preset_error, sizeof r->preset_error,
-             "the pipeline backend \"%s\" (pipeline.default_backend) is not available in this build; "
-             "use pipeline.default_backend: command with pipeline.command",
-             s->cfg->default_backend);
-    r->child_done = 1;
-    maybe_finalize(r);
-    return;
-  }
-  char **argv = reel_scheduler_build_argv(s->cfg->command_argv, config_path, job->prompt, r->workspace);
+  char **argv = reel_scheduler_backend_argv(s->cfg, config_path, job->prompt, r->workspace, err, sizeof err);
   if (!argv) {
     r->preset_reason = "spawn";
-    snprintf(r->preset_error, sizeof r->preset_error, "out of memory building the command line");
+    snprintf(r->preset_error, sizeof r->preset_error, "cannot build the pipeline's command line: %s", err);
     r->child_done = 1;
     maybe_finalize(r);
     return;
@@ -655,9 +750,5 @@ int reel_scheduler_check(const reel_scheduler *s, char *err, size_t errlen) {
     snprintf(err, errlen, "service.workers is 0: this process runs no jobs");
     return REEL_EINVAL;
   }
-  if (strcmp(s->cfg->default_backend, "command") != 0) {
-    snprintf(err, errlen, "pipeline backend \"%s\" is not available in this build", s->cfg->default_backend);
-    return REEL_EUNSUPPORTED;
-  }
-  return 0;
+  return reel_scheduler_check_backend(s->cfg, err, errlen);
 }

@@ -52,6 +52,20 @@ void reel_scheduler_free_argv(char **argv);
 /* Parses "REEL_PROGRESS <0-100> [<stage>]". Returns 1 and fills progress and
  * stage (stage_len bytes, "" if none) when line is such a line, else 0. */
 int reel_scheduler_parse_progress(const char *line, size_t len, int *progress, char *stage, size_t stage_len);
+/* Parses "REEL_COST <stage> <amount> [<unit>]" (unit defaults to
+ * "cpu_seconds"). Returns 1 and fills the outputs when line is such a line. */
+int reel_scheduler_parse_cost(const char *line, size_t len, char *stage, size_t stage_len, double *amount, char *unit,
+                              size_t unit_len);
+/* Adds amount to cost[unit].stages[stage] and cost[unit].total (cost is a JSON object). */
+void reel_scheduler_add_cost(json_t *cost, const char *stage, double amount, const char *unit);
+/* The argv a job runs for the configured backend: pipeline.command with its
+ * placeholders replaced for "command"; reel-render (next to reeld) for
+ * "local". A NULL-terminated heap argv, or NULL with a message in err. */
+char **reel_scheduler_backend_argv(const reel_config *cfg, const char *config_path, const char *prompt,
+                                   const char *workspace, char *err, size_t errlen);
+/* Readiness of the configured backend on this machine: 0, or an error naming
+ * what is missing and the Debian package that provides it. */
+int reel_scheduler_check_backend(const reel_config *cfg, char *err, size_t errlen);
 /* Writes the job's workspace: pipeline_config.yaml (effective config) and output/. */
 int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
                                      size_t config_path_len, char *err, size_t errlen);

@@ -327,13 +327,18 @@ def body(c):
                 ra = last[1].get("retry-after", "")
                 c.check(ra.isdigit() and int(ra) >= 1, "429 carries Retry-After seconds (got %r)" % ra)
 
-        # /readyz with the built-in renderer, which this build lacks: 503 not_ready.
-        with h.Reeld(service={"workers": 1}, pipeline={"default_backend": "local"}) as r:
+        # /readyz with the built-in renderer on a machine without ffmpeg (a PATH
+        # that holds none of its programs): 503 not_ready, naming program and package.
+        empty_bin = os.path.join(flags, "empty-bin")
+        os.makedirs(empty_bin, exist_ok=True)
+        with h.Reeld(service={"workers": 1}, pipeline={"default_backend": "local"},
+                     env={"PATH": empty_bin}) as r:
             st, hd, ready = r.json("GET", "/readyz", token=False)
-            c.eq(st, 503, "/readyz with default_backend local -> 503")
+            c.eq(st, 503, "/readyz with default_backend local and no ffmpeg -> 503")
             c.eq((ready or {}).get("status"), "not_ready", "/readyz 503 body has status not_ready")
-            c.check(isinstance((ready or {}).get("checks"), dict),
-                    "/readyz 503 body lists its checks (got %r)" % ready)
+            workers = ((ready or {}).get("checks") or {}).get("workers", "")
+            c.check("ffmpeg" in workers and "Debian package ffmpeg" in workers,
+                    "/readyz names the missing program and its package (got %r)" % workers)
             c.check(bool(hd.get("x-request-id")), "/readyz 503 carries X-Request-Id")
             st, _, _ = r.request("GET", "/healthz", token=False)
             c.eq(st, 200, "/healthz is 200 even when not ready")
