@@ -40,6 +40,12 @@ int reel_api_init(reel_app *app);
 /* Prints every route as "METHOD PATH" lines (for `reeld --routes`). */
 void reel_api_print_routes(void);
 
+/* The storage key of a job's artifact `name` ("final_video.mp4", "captions.vtt"),
+ * beside the video; NULL for an unknown name or a job without artifacts. Heap. */
+char *reel_api_artifact_key(const reel_job *job, const char *name);
+/* Media type of an artifact name. */
+const char *reel_api_artifact_type(const char *name);
+
 /* Handlers, declared in api/routes.h's table; each finishes req exactly once. */
 void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_list_jobs(reel_app *app, reel_http_request *req, const reel_route_params *p);

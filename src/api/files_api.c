@@ -20,7 +20,35 @@ typedef struct {
   reel_job_op op; /* first */
   reel_app *app;
   reel_http_request *req;
+  char name[64];
 } file_call;
+
+/* The artifacts a job may have, and their media types. */
+static const struct {
+  const char *name;
+  const char *type;
+} artifact_names[] = {
+    {"final_video.mp4", "video/mp4"},
+    {"captions.vtt", "text/vtt; charset=utf-8"},
+};
+
+const char *reel_api_artifact_type(const char *name) {
+  for (size_t i = 0; i < sizeof artifact_names / sizeof *artifact_names; i++)
+    if (strcmp(name, artifact_names[i].name) == 0) return artifact_names[i].type;
+  return "application/octet-stream";
+}
+
+char *reel_api_artifact_key(const reel_job *job, const char *name) {
+  int known = 0;
+  for (size_t i = 0; i < sizeof artifact_names / sizeof *artifact_names; i++) known |= strcmp(name, artifact_names[i].name) == 0;
+  if (!known || !job->artifact_key) return NULL;
+  const char *slash = strrchr(job->artifact_key, '/');
+  size_t dir = slash ? (size_t)(slash - job->artifact_key) + 1 : 0;
+  size_t n = dir + strlen(name) + 1;
+  char *key = malloc(n);
+  if (key) snprintf(key, n, "%.*s%s", (int)dir, job->artifact_key, name);
+  return key;
+}
 
 /* Parses a single "bytes=" range against size. Returns 1 with [*start, *end]
  * (inclusive) set, 0 when the header should be ignored (absent, multiple
@@ -81,8 +109,10 @@ static void file_done(reel_job_op *op, int result) {
   reel_http_request *req = c->req;
   reel_app *app = c->app;
   int fd = -1;
-  if (result != 0 || op->job.status != REEL_JOB_FINISHED || !op->job.artifact_key ||
-      app->storage->ops->open_read(app->storage, op->job.artifact_key, &fd) != 0) {
+  char *key = result == 0 && op->job.status == REEL_JOB_FINISHED ? reel_api_artifact_key(&op->job, c->name) : NULL;
+  int opened = key && app->storage->ops->open_read(app->storage, key, &fd) == 0;
+  free(key);
+  if (!opened) {
     reel_http_send_problem(req, 404, "file-not-found", "File not found", "the artifact no longer exists");
     goto out;
   }
@@ -128,7 +158,7 @@ static void file_done(reel_job_op *op, int result) {
     goto out;
   }
   reel_http_response_init(&resp, range ? 206 : 200);
-  reel_http_response_add_header(&resp, "Content-Type", "video/mp4");
+  reel_http_response_add_header(&resp, "Content-Type", reel_api_artifact_type(c->name));
   reel_http_response_add_header(&resp, "Accept-Ranges", "bytes");
   reel_http_response_add_header(&resp, "ETag", etag);
   reel_http_response_add_header(&resp, "Cache-Control", "private, max-age=0");
@@ -183,5 +213,6 @@ void reel_api_download_file(reel_app *app, reel_http_request *req, const reel_ro
   c->op.data = c;
   c->app = app;
   c->req = req;
+  memcpy(c->name, name, sizeof c->name);
   reel_jobs_run(&app->jobs, &c->op);
 }

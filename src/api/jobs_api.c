@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/app.h"
 #include "api/validate.h"
@@ -213,6 +214,18 @@ static void artifact_done(reel_job_op *op, int result) {
   json_object_set_new(body, "gcs_uri", op->job.gcs_uri ? json_string(op->job.gcs_uri) : json_null());
   json_object_set_new(body, "url", json_string(url));
   json_object_set_new(body, "expires_in", json_integer(c->expires_in));
+  /* captions beside the video, when the pipeline made them */
+  char *captions_key = reel_api_artifact_key(&op->job, "captions.vtt");
+  int fd = -1;
+  if (captions_key && app->storage->ops->open_read(app->storage, captions_key, &fd) == 0) {
+    close(fd);
+    char *captions_url = NULL;
+    if (app->storage->ops->download_url(app->storage, captions_key, op->job.id, "captions.vtt", expires_at,
+                                        &captions_url) == 0)
+      json_object_set_new(body, "captions_url", json_string(captions_url));
+    free(captions_url);
+  }
+  free(captions_key);
   if (c->redirect) {
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);

@@ -328,6 +328,18 @@ static void finish_success(reel_run *r) {
     final_fail(r, "storage", msg);
     return;
   }
+  /* a pipeline may also leave captions beside the video: a second artifact, best effort */
+  char captions[4200];
+  snprintf(captions, sizeof captions, "%s/output/captions.vtt", r->workspace);
+  if (stat(captions, &st) == 0 && S_ISREG(st.st_mode)) {
+    char *captions_key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "captions.vtt");
+    char *captions_uri = NULL, *captions_gcs = NULL;
+    if (captions_key && s->storage->ops->put_file(s->storage, captions_key, captions, &captions_uri, &captions_gcs) != 0)
+      reel_log(REEL_LOG_WARN, "storing captions failed", "{s:s}", "job_id", r->id);
+    free(captions_key);
+    free(captions_uri);
+    free(captions_gcs);
+  }
   submit_final(r, REEL_JOB_OP_FINISH);
   r->final_op.artifact_key = key;
   r->final_op.artifact_uri = uri;
