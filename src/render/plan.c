@@ -38,7 +38,7 @@
 
 #include "common/error.h"
 
-#define PLAN_FORMAT_VERSION "reel-plan-v1"
+#define PLAN_FORMAT_VERSION "reel-plan-v1" /* in the hash: change it whenever a plan for the same inputs would change */
 #define UNITS_PER_WORD 3u     /* speech is counted in thirds of a word */
 #define UNITS_PER_CJK_CHAR 2u /* a Han/kana character is 2/3 of a word */
 #define MAX_SEGMENT_SECONDS 86400.0
