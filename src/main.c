@@ -120,6 +120,19 @@ typedef struct {
 
 static void run_line(reel_child *child, const char *line, size_t len, int is_stderr) {
   (void)child;
+  int progress;
+  char stage[64], unit[64];
+  double amount;
+  if (!is_stderr && reel_scheduler_parse_progress(line, len, &progress, stage, sizeof stage)) {
+    printf("[%3d%%] %s\n", progress, stage);
+    fflush(stdout);
+    return;
+  }
+  if (!is_stderr && reel_scheduler_parse_cost(line, len, stage, sizeof stage, &amount, unit, sizeof unit)) {
+    printf("       %s: %.3f %s\n", stage, amount, unit);
+    fflush(stdout);
+    return;
+  }
   char *clean = NULL;
   reel_buf b;
   reel_buf_init(&b, len + 256);
