@@ -483,6 +483,8 @@ int reel_render_stage_generation(reel_render_job *job) {
     case REEL_CAMERA_PAN_DOWN: y0 = 0, y1 = dy; break;
     default: x0 = 0, x1 = dx, y0 = 0, y1 = dy; break;
     }
+    char fades[96] = ""; /* none when a fade would be shorter than one frame (very low fps) */
+    if (fade >= 1) snprintf(fades, sizeof fades, ",fade=t=in:s=0:n=%d,fade=t=out:s=%ld:n=%d", fade, frames - fade, fade);
     reel_buf burn;
     reel_buf_init(&burn, 1 << 20);
     if (job->opt.burn_captions) {
@@ -503,10 +505,9 @@ int reel_render_stage_generation(reel_render_job *job) {
     arg(&a[i], "-filter_complex");
     arg(&a[i],
         "[0:v]scale=%d:%d:force_original_aspect_ratio=increase,crop=%d:%d,format=yuv420p,loop=loop=%ld:size=1:start=0,"
-        "setpts=N/(%g*TB),crop=%d:%d:x='%d+(%d)*n/%ld':y='%d+(%d)*n/%ld',"
-        "fade=t=in:s=0:n=%d,fade=t=out:s=%ld:n=%d%s[v]",
-        cw, ch, cw, ch, frames - 1, fps, w, h, x0, x1 - x0, frames - 1, y0, y1 - y0, frames - 1, fade,
-        frames - fade, fade, burn.data ? burn.data : "");
+        "setpts=N/(%g*TB),crop=%d:%d:x='%d+(%d)*n/%ld':y='%d+(%d)*n/%ld'%s%s[v]",
+        cw, ch, cw, ch, frames - 1, fps, w, h, x0, x1 - x0, frames - 1, y0, y1 - y0, frames - 1, fades,
+        burn.data ? burn.data : "");
     reel_buf_free(&burn);
     arg(&a[i], "-map");
     arg(&a[i], "[v]");
@@ -604,7 +605,9 @@ int reel_render_stage_stitch(reel_render_job *job) {
   reel_buf_init(&list, 1 << 20);
   reel_buf_init(&graph, 1 << 20);
   for (int i = 0; i < n; i++) {
-    reel_buf_printf(&list, "file 'clips/%03d.mp4'\n", i + 1);
+    /* the exact duration stops container rounding from adding up over many joins */
+    long frames = lround(job->plan.scenes[i].duration * job->opt.fps);
+    reel_buf_printf(&list, "file 'clips/%03d.mp4'\nduration %.6f\n", i + 1, (double)(frames < 2 ? 2 : frames) / job->opt.fps);
     reel_buf_printf(&graph,
                     "[%d:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono,adelay=%d,"
                     "apad=whole_dur=%.6f,atrim=end=%.6f,asetpts=N/SR/TB[a%d];\n",

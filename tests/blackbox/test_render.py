@@ -22,17 +22,38 @@ from outside: HTTP, the downloaded files under ffprobe/ffmpeg, and /proc.
    with "ffmpeg" and "install the Debian package ffmpeg" in its error, and
    /metrics counts reason backend_unavailable. The same with an empty PATH,
    and with espeak-ng the only program missing (named with its package).
+   The DejaVu font hidden (an empty directory bind-mounted over its directory
+   in an unshare -rm namespace, when the machine allows one): /readyz and the
+   job's error name the font and the Debian package fonts-dejavu-core.
 4. `reeld run --prompt "One short sentence."` with a config whose pipeline is
    only default_backend: local and a small size prints the video's path last,
    and ffprobe finds h264 + aac there at that size.
-5. Cancel during generation (8 sentences, 1280*720, segment 6 s, parallel 2):
+5. Hostile prompts, all expected to end finished (a failed one fails the
+   test with its error and workspace logs printed) and none may run anything:
+   ffmpeg filter syntax ([0:v]drawtext=text='x':fontfile=/etc/passwd[v]; ...),
+   format strings (%{pts} %{localtime} %s %n %x ...), shell metacharacters
+   ($(touch MARKER) ; touch MARKER ; `touch MARKER` | rm -rf CANARY ...),
+   quotes/colons/backslashes, 4-byte UTF-8 (emoji) and CJK, and a prompt of
+   exactly 2000 characters (the default service.max_prompt_chars) mixing them.
+   MARKER (an absolute path in this test's temporary directory) never exists
+   and CANARY survives. Every video is H.264 + AAC at the configured size and
+   fps, decodes without errors, and lasts the captions' last cue end (and the
+   renderer's reported total) within 0.1 s; the cue texts joined are the
+   prompt, whitespace normalised (a cue boundary between CJK sentences may
+   have no space) -- the text reached the captions verbatim. The filter
+   prompt's video has exactly two streams and a sane duration (nothing got
+   into the filter graph); no job log shows /etc/passwd's content.
+6. Frame rates at the edges of what pipeline.fps accepts (1 to 120): fps 1
+   with a short prompt, and fps 29.97 with 130 scenes, both finish with a
+   video as long as the captions (within 0.1 s).
+7. Cancel during generation (8 sentences, 1280*720, segment 6 s, parallel 2):
    while the stage is "generation" ffmpeg processes run in the job's
    workspace; POST cancel ends the job canceled within cancel_grace_seconds +
    2 s and within 2 s more no process has its cwd inside data_dir/work and no
    ffmpeg mentions the job id; the processes seen before the cancel are gone.
 
-The helpers here (poll_job, fetch, ffprobe, parse_vtt, ...) are also used by
-test_render_hostile.py.
+Small sizes (640*360 or 320*180, 12 fps) keep the file well under 90 s on a
+2-core machine; only the cancel case renders 1280*720, and it is cut short.
 """
 
 import http.client
@@ -43,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -206,6 +228,8 @@ def finish_job(c, r, prompt, timeout, what):
     if not ok:
         print("       last seen: %s\n       stages seen: %s\n       log tail: %r"
               % (json.dumps(done), seen, job_log(r, job["id"])[-15:]), flush=True)
+        if done.get("status") == "failed":
+            dump_workspace_logs(os.path.join(r.data_dir, "work", job["id"]))
         return None, seen
     return done, seen
 
@@ -282,8 +306,12 @@ def check_captions(c, vtt, prompt, duration, what):
     c.check(not gaps, "%s: cue times are contiguous (each starts where the previous ends): %s" % (what, gaps[:5]))
     c.check(all(q["end_ms"] > q["start_ms"] for q in cues), "%s: every cue has a positive length" % what)
     c.check(all(q["text"].strip() for q in cues), "%s: no cue is empty" % what)
-    joined = normalise(" ".join(vtt_unescape(q["text"]) for q in cues))
-    c.eq(joined, normalise(prompt), "%s: the cue texts joined in order are the prompt (whitespace normalised)" % what)
+    # Scenes of text written without spaces (CJK) may meet without whitespace
+    # between them, so a cue boundary matches one space or none.
+    texts = [normalise(vtt_unescape(q["text"])) for q in cues]
+    joined = re.fullmatch(" ?".join(re.escape(t) for t in texts), normalise(prompt)) is not None
+    c.check(joined, "%s: the cue texts joined in order are the prompt (whitespace normalised)%s"
+            % (what, "" if joined else ": expected %r, got cues %r" % (normalise(prompt), texts)))
     if duration is not None:
         end = cues[-1]["end_ms"] / 1000.0
         c.check(abs(duration - end) <= 0.1, "%s: video duration %.3f s is within 0.1 s of the last cue end %.3f s"
@@ -315,6 +343,26 @@ def proc_snapshot():
     return out
 
 
+def dump_workspace_logs(workspace):
+    """Prints the tails of a kept failed workspace's logs/*.log (for the bug report);
+    set REEL_KEEP_TMP=1 to keep the whole workspace after the test."""
+    logs = os.path.join(workspace, "logs")
+    try:
+        names = sorted(os.listdir(logs))
+    except OSError:
+        print("       no logs/ in the failed workspace %s" % workspace, flush=True)
+        return
+    print("       failed workspace %s (REEL_KEEP_TMP=1 keeps it):" % workspace, flush=True)
+    for name in names:
+        try:
+            with open(os.path.join(logs, name), "rb") as f:
+                tail = f.read()[-600:].decode("utf-8", "replace")
+        except OSError:
+            continue
+        if tail.strip():
+            print("         %s: %s" % (name, tail.strip().replace("\n", " | ")), flush=True)
+
+
 def inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -335,7 +383,8 @@ E2E_SENTENCES = ["A small red fox trots across a frozen lake at dawn & looks bac
 
 
 def check_end_to_end(c, dest):
-    with h.Reeld(service={"workers": 1}, pipeline=dict(SMALL, default_backend="local")) as r:
+    with h.Reeld(service={"workers": 1, "keep_failed_workspaces": True},
+                 pipeline=dict(SMALL, default_backend="local")) as r:
         st, _, body = r.request("GET", "/readyz", token=False)
         c.eq(st, 200, "/readyz is 200 with the local backend and every tool installed (body %r)" % body[:300])
 
@@ -407,7 +456,7 @@ def check_end_to_end(c, dest):
 
 def check_burn_captions(c, dest):
     prompt = "Burned captions sit at the bottom of every frame."
-    with h.Reeld(service={"workers": 1},
+    with h.Reeld(service={"workers": 1, "keep_failed_workspaces": True},
                  pipeline={"default_backend": "local", "size": "320*180", "fps": 12, "burn_captions": True}) as r:
         done, _ = finish_job(c, r, prompt, 60, "burn_captions")
         if done is None:
@@ -468,6 +517,58 @@ def check_missing_tools(c, dest):
     check_missing_tool(c, no_espeak, "espeak-ng", "espeak-ng", "PATH without espeak-ng")
 
 
+FONT_DIR = "/usr/share/fonts/truetype/dejavu"
+
+
+def check_missing_font(c, dest):
+    """The DejaVu font hidden by an empty directory bind-mounted over its
+    directory, in a user + mount namespace (unshare -rm) that only reeld and
+    its children see. Not counted when unprivileged namespaces are unavailable."""
+    empty = os.path.join(dest, "nofont")
+    os.makedirs(empty)
+    try:
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount --bind "$0" %s && ls -A %s' % (FONT_DIR, FONT_DIR),
+                                empty], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        probe = None
+        print("       note: missing-font case not run: %s" % e, flush=True)
+    if probe is None or probe.returncode != 0 or probe.stdout.strip():
+        if probe is not None:
+            print("       note: missing-font case not run: unshare -rm + mount --bind unavailable (%r)"
+                  % probe.stderr.strip()[-200:], flush=True)
+        return
+    wrapper = h.write_script(dest, "reeld-without-font.sh", """
+        exec unshare -rm sh -c 'mount --bind "$0" %s && exec "$@"' %s %s "$@"
+    """ % (FONT_DIR, empty, h.reeld_binary()))
+    saved = os.environ.get("REELD")
+    os.environ["REELD"] = wrapper
+    try:
+        r = h.Reeld(service={"workers": 1}, pipeline=dict(SMALL, default_backend="local"))
+    finally:
+        if saved is None:
+            os.environ.pop("REELD", None)
+        else:
+            os.environ["REELD"] = saved
+    with r:
+        st, _, body = r.request("GET", "/readyz", token=False)
+        text = body.decode("utf-8", "replace")
+        c.eq(st, 503, "no font: /readyz is 503")
+        c.check("DejaVuSans-Bold.ttf" in text and "Debian package fonts-dejavu-core" in text,
+                "no font: /readyz names the font and 'Debian package fonts-dejavu-core': %s" % text[:300])
+        st, _, job = r.json("POST", "/v1/jobs", {"prompt": "A red fox runs through the snow."})
+        if not c.eq(st, 202, "no font: POST /v1/jobs still answers 202"):
+            return
+        done, _ = poll_job(r, job["id"], 30)
+        err = done.get("error") or ""
+        c.eq(done.get("status"), "failed", "no font: the job ends failed")
+        c.check("font" in err and "install the Debian package fonts-dejavu-core" in err,
+                "no font: the job's error names the font and its package: %r" % err)
+        st, _, metrics = r.request("GET", "/metrics")
+        c.eq(metric_value(metrics.decode("utf-8", "replace"), "reel_job_failures_total",
+                          'reason="backend_unavailable"'), 1.0,
+             "no font: /metrics counts the failure as reason backend_unavailable")
+
+
 # --------------------------------------------------------------- reeld run --
 
 def check_reeld_run(c, dest):
@@ -492,6 +593,138 @@ def check_reeld_run(c, dest):
         return
     check_media(c, last, 320, 180, "reeld run", fps=24)
     c.check(decodes_fully(last), "reeld run: ffmpeg decodes the whole video without errors")
+
+
+# ------------------------------------------------------------ fps edges --
+
+def check_fps_edges(c, dest):
+    """Frame rates pipeline.fps accepts (1 to 120) must render too.
+    a. fps 1, the lowest accepted value, with a short prompt: finished, 1 fps.
+    b. fps 29.97 with 130 scenes (max_scenes 130, segment_duration_seconds 0.5,
+       one word per scene, each scene the 2 s minimum = 60 frames): finished,
+       and the video lasts the captions' total within 0.1 s."""
+    prompt = "A slow red fox crosses the frozen lake at dawn."
+    with h.Reeld(service={"workers": 2, "keep_failed_workspaces": True},
+                 pipeline={"default_backend": "local", "size": "160*90", "fps": 1}) as r:
+        done, _ = finish_job(c, r, prompt, 60, "fps 1")
+        if done is not None:
+            video, vtt = download_artifacts(c, r, done["id"], dest, "fps 1")
+            duration = None
+            if video:
+                _, duration = check_media(c, video, 160, 90, "fps 1", fps=1)
+            if vtt is not None:
+                check_captions(c, vtt, prompt, duration, "fps 1")
+
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+    prompt = " ".join(words[i % len(words)] for i in range(130))
+    with h.Reeld(service={"workers": 1, "keep_failed_workspaces": True},
+                 pipeline={"default_backend": "local", "size": "64*36", "fps": 29.97, "max_scenes": 130,
+                           "segment_duration_seconds": 0.5, "parallel_segments": 2}) as r:
+        done, _ = finish_job(c, r, prompt, 75, "fps 29.97, 130 scenes")
+        if done is None:
+            return
+        video, vtt = download_artifacts(c, r, done["id"], dest, "fps 29.97, 130 scenes")
+        duration = None
+        if video:
+            probe, duration = check_media(c, video, 64, 36, "fps 29.97, 130 scenes")
+            v = streams_of(probe, "video")
+            c.eq(v and v[0].get("r_frame_rate"), "2997/100", "fps 29.97, 130 scenes: the video runs at 2997/100")
+        if vtt is not None:
+            cues = check_captions(c, vtt, prompt, duration, "fps 29.97, 130 scenes")
+            c.eq(len(cues), 130, "fps 29.97, 130 scenes: 130 cues")
+
+
+# -------------------------------------------------------- hostile prompts --
+
+HOSTILE_W, HOSTILE_H, HOSTILE_FPS = 320, 180, 12
+
+
+def hostile_prompts(marker, canary):
+    filt = ("[0:v]drawtext=text='x':fontfile=/etc/passwd[v]; "
+            "movie=/etc/passwd[m];[m][v]overlay,loop=loop=-1:size=1,trim=duration=3600[out]; "
+            "-t 3600 -f lavfi -i sine=d=3600 -y %s" % marker)
+    fmt = "%{pts} %{localtime} %s %n %x %{eif:1/0:d} %{e:1e308*10} %p %% %d %999999999s %{n} %{metadata:title}"
+    shell = ("$(touch %s) ; touch %s ; `touch %s` | rm -rf %s && touch %s || touch %s > %s "
+             "${IFS}touch${IFS}%s $HOME ~ \"$(id)\" '$(id)' <(touch %s) &"
+             % (marker, marker, marker, canary, marker, marker, marker, marker, marker))
+    quotes = ("She said \"don't\" at 10:30:45 \\\\ C:\\temp\\new\\file.txt \\' \\\" \\n \\t '\\'' "
+              "text='a:b\\:c' x=(w-text_w)/2 \\\\\\ end: colon: : ;")
+    utf8 = "🎬🦊 A fox 🦊 watches the film 🎬 tonight. 日本語の文章です。狐が映画を見ています！ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 👩‍👩‍👧 🇯🇵"
+    pieces = ["The night market opens at dusk and the lanterns glow over the river.",
+              filt, fmt, "A child counts the boats: one, two, three; then she laughs.",
+              shell, quotes, utf8,
+              "Rain drums on the tin roofs while the vendors pack away their silk and spices."]
+    long_text, i = "", 0
+    while len(long_text) < 2100:
+        long_text += pieces[i % len(pieces)] + " "
+        i += 1
+    long_text = long_text[:1999].rstrip()
+    long_text += "." * (2000 - len(long_text))
+    return [("filter", filt), ("format", fmt), ("shell", shell), ("quotes", quotes), ("utf8", utf8),
+            ("long", long_text)]
+
+
+def check_hostile(c, dest):
+    own = os.path.join(dest, "hostile")
+    os.makedirs(own)
+    marker = os.path.join(own, "MARKER")
+    canary = os.path.join(own, "CANARY")
+    with open(canary, "w") as f:
+        f.write("must survive\n")
+    cases = hostile_prompts(marker, canary)
+    c.eq(len(dict(cases)["long"]), 2000, "test setup: the long prompt has exactly 2000 characters")
+    c.check(os.access(own, os.W_OK), "test setup: MARKER's directory is writable (a `touch MARKER` would succeed)")
+    with h.Reeld(service={"workers": 2, "keep_failed_workspaces": True},
+                 pipeline={"default_backend": "local", "size": "%d*%d" % (HOSTILE_W, HOSTILE_H),
+                           "fps": HOSTILE_FPS}) as r:
+        jobs = {}
+        for name, prompt in cases:
+            st, _, job = r.json("POST", "/v1/jobs", {"prompt": prompt})
+            if c.eq(st, 202, "%s: POST /v1/jobs answers 202" % name):
+                jobs[name] = job["id"]
+            else:
+                print("       body: %r" % job, flush=True)
+        deadline = time.monotonic() + 60
+        for name, prompt in cases:
+            if name not in jobs:
+                continue
+            t0 = time.monotonic()
+            done, seen = poll_job(r, jobs[name], max(1.0, deadline - time.monotonic()), interval=0.1)
+            status = done.get("status")
+            if not c.eq(status, "finished", "%s: the job ends finished (error: %r)" % (name, done.get("error"))):
+                print("       last seen: %r\n       log tail: %r"
+                      % (done, job_log(r, jobs[name])[-15:]), flush=True)
+                if status == "failed":
+                    dump_workspace_logs(os.path.join(r.data_dir, "work", jobs[name]))
+                continue
+            print("       %s: waited %.1f s" % (name, time.monotonic() - t0), flush=True)
+            lines = job_log(r, jobs[name])
+            c.check(not any("root:x:0:0" in x or "/bin/bash" in x for x in lines),
+                    "%s: the job log shows nothing of /etc/passwd" % name)
+            c.check(not any("uid=" in x for x in lines), "%s: the job log shows no output of $(id)" % name)
+            summary = rendered_summary(lines)
+            video, vtt = download_artifacts(c, r, jobs[name], own, name)
+            duration = None
+            if video:
+                probe, duration = check_media(c, video, HOSTILE_W, HOSTILE_H, name, fps=HOSTILE_FPS)
+                c.check(decodes_fully(video), "%s: ffmpeg decodes the whole video without errors" % name)
+                if summary and duration is not None:
+                    c.check(abs(duration - summary[1]) <= 0.1,
+                            "%s: the video lasts the %.2f s the renderer planned (%.3f s)"
+                            % (name, summary[1], duration))
+                if name == "filter" and duration is not None:
+                    # an injected loop/trim/-t 3600 would make it an hour long (or break it)
+                    c.check(1.0 <= duration <= 120.0,
+                            "filter: the duration is sane for a short prompt (1 to 120 s), not an injected "
+                            "one: %.3f s" % duration)
+            if vtt is not None:
+                cues = check_captions(c, vtt, prompt, duration, name)
+                if summary and cues:
+                    c.eq(len(cues), summary[0], "%s: one cue per scene (%d reported)" % (name, summary[0]))
+        c.check(not os.path.exists(marker), "the MARKER file %s never exists (no prompt ran anything)" % marker)
+        c.check(os.path.exists(canary), "the CANARY file %s still exists (rm -rf never ran)" % canary)
+        c.check(not os.path.exists(os.path.join(r.tmp, "MARKER")),
+                "no MARKER appeared in reeld's own directory either")
 
 
 # ---------------------------------------------------------------- cancel --
@@ -537,11 +770,20 @@ def check_cancel(c, dest):
                     if (cwd and inside(cwd, work_root)) or
                     (argv and os.path.basename(argv[0]) == "ffmpeg" and any(job_id in a for a in argv))]
 
-        before = ours(proc_snapshot())
+        def with_ffmpeg():
+            procs = ours(proc_snapshot())
+            return procs if any(argv and os.path.basename(argv[0]) == "ffmpeg" for _, _, argv in procs) else None
+
+        # a clip's ffmpeg may be between spawn and exec at any one instant: look a few times
+        before = h.wait_for(with_ffmpeg, 3, interval=0.05) or ours(proc_snapshot())
         ffmpegs = [p for p in before if p[2] and os.path.basename(p[2][0]) == "ffmpeg"]
         print("       before cancel: %s" % [(pid, " ".join(argv)[:80]) for pid, _, argv in before], flush=True)
         c.check(ffmpegs, "cancel: ffmpeg processes run in the job's workspace during generation (the scan sees them)")
 
+        _, _, now = r.json("GET", "/v1/jobs/" + job_id)
+        c.check(now.get("status") == "progress" and now.get("stage") == "generation",
+                "cancel: the job is still in generation when the cancel is sent (%s, %s)"
+                % (now.get("status"), now.get("stage")))
         t0 = time.monotonic()
         st, _, answer = r.json("POST", "/v1/jobs/%s/cancel" % job_id)
         c.eq((st, answer), (200, {"ok": True}), "cancel: POST cancel answers 200 {\"ok\": true}")
@@ -563,9 +805,13 @@ def check_cancel(c, dest):
 
 
 def timed(c, name, fn, dest):
+    """Runs one part; an exception there is one failure and the next part still runs."""
     t0 = time.monotonic()
     try:
         fn(c, dest)
+    except Exception as e:  # noqa: BLE001 - reported as a failure of this part
+        traceback.print_exc()
+        c.fail("%s: uncaught %s: %s" % (name, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
     finally:
         print("       [%s took %.1f s]" % (name, time.monotonic() - t0), flush=True)
 
@@ -576,7 +822,10 @@ def body(c):
         timed(c, "end to end", check_end_to_end, dest)
         timed(c, "burn_captions", check_burn_captions, dest)
         timed(c, "missing tools", check_missing_tools, dest)
+        timed(c, "missing font", check_missing_font, dest)
         timed(c, "reeld run", check_reeld_run, dest)
+        timed(c, "hostile prompts", check_hostile, dest)
+        timed(c, "fps edges", check_fps_edges, dest)
         timed(c, "cancel", check_cancel, dest)
     finally:
         if os.environ.get("REEL_KEEP_TMP") != "1":
