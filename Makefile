@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps bench clean
+.PHONY: all build run test test-asan deps test-deps bench bench-render clean
 
 all: build
 
@@ -34,6 +34,9 @@ test-asan: test-deps
 
 bench: build
 	bench/run.sh
+
+bench-render:  # builds build/reel-render itself (only that target)
+	bench/render.sh
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

@@ -373,7 +373,10 @@ int reel_render_stage_keyframes(reel_render_job *job) {
     arg(&a[i], "-f");
     arg(&a[i], "lavfi");
     arg(&a[i], "-i");
-    arg(&a[i], "gradients=s=%dx%d:c0=%s:c1=%s:x0=0:y0=0:x1=%d:y1=%d:n=2", w, h, c0, c1, w, h);
+    /* corner to corner, inside the frame: ffmpeg picks random points (and a random
+     * seed) for coordinates outside it, and the keyframe must be deterministic */
+    arg(&a[i], "gradients=s=%dx%d:c0=%s:c1=%s:x0=0:y0=0:x1=%d:y1=%d:n=2:seed=%u", w, h, c0, c1, w - 1, h - 1,
+        (unsigned)(s->background[0] ^ s->background[1]));
     arg(&a[i], "-frames:v");
     arg(&a[i], "1");
     arg(&a[i], "-vf");

@@ -594,6 +594,18 @@ def check_reeld_run(c, dest):
     check_media(c, last, 320, 180, "reeld run", fps=24)
     c.check(decodes_fully(last), "reeld run: ffmpeg decodes the whole video without errors")
 
+    # The same prompt and config give the same keyframes, byte for byte (the plan
+    # is deterministic, and so must be everything drawn from it).
+    p2 = subprocess.run([h.reeld_binary(), "run", "--config", cfg, "--prompt", "One short sentence."],
+                        cwd=work, capture_output=True, text=True, timeout=60)
+    second = (p2.stdout.strip().splitlines() or [""])[-1]
+    first_key = os.path.join(os.path.dirname(os.path.dirname(last)), "keyframes", "001.png")
+    second_key = os.path.join(os.path.dirname(os.path.dirname(second)), "keyframes", "001.png")
+    if c.check(p2.returncode == 0 and os.path.isfile(first_key) and os.path.isfile(second_key),
+               "a second reeld run of the same prompt renders too"):
+        with open(first_key, "rb") as a, open(second_key, "rb") as b:
+            c.check(a.read() == b.read(), "the same prompt and config give byte-identical keyframes")
+
 
 # ------------------------------------------------------------ fps edges --
 
