@@ -150,6 +150,7 @@ static int run_finish(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
       reel_job_set_string(&j->artifact_uri, op->artifact_uri) || reel_job_set_string(&j->gcs_uri, op->gcs_uri))
     return REEL_ENOMEM;
   j->progress = 100;
+  snprintf(j->stage, sizeof j->stage, "upload"); /* seed 000's last milestone: the artifact is stored */
   reel_job_set_string(&j->error, NULL);
   return transition(jobs, s, op, j, REEL_JOB_FINISHED);
 }
