@@ -107,6 +107,21 @@ static const service_key service_keys[] = {
     {.name = "service.storage.prefix", .type = VALUE_STRING, .offset = FIELD(storage_prefix),
      .default_text = "reel", .may_be_empty = 1},
     STRING("service.storage.path", storage_path, NULL), /* default: <data_dir>/artifacts */
+    /* S3-compatible and GCS object storage (backend s3 / gcs) */
+    STRING("service.storage.bucket", storage_bucket, NULL),
+    STRING("service.storage.endpoint", storage_endpoint, NULL), /* default per backend */
+    STRING("service.storage.region", storage_region, "us-east-1"),
+    BOOLEAN("service.storage.path_style", storage_path_style, 0),
+    {.name = "service.storage.access_key_id", .type = VALUE_STRING, .offset = FIELD(storage_access_key_id), .secret = 1},
+    {.name = "service.storage.secret_access_key", .type = VALUE_STRING, .offset = FIELD(storage_secret_access_key),
+     .secret = 1},
+    {.name = "service.storage.session_token", .type = VALUE_STRING, .offset = FIELD(storage_session_token), .secret = 1},
+    STRING("service.storage.credentials_file", storage_credentials_file, NULL),
+    BOOLEAN("service.storage.signed_urls", storage_signed_urls, 1),
+    SIZE("service.storage.multipart_threshold_bytes", storage_multipart_threshold, 16 << 20, 5 << 20, NO_MAXIMUM),
+    SIZE("service.storage.multipart_part_bytes", storage_multipart_part, 8 << 20, 5 << 20, 5368709120.0),
+    INTEGER("service.storage.multipart_parallel", storage_multipart_parallel, 4, 1, 16),
+    INTEGER("service.storage.upload_attempts", storage_upload_attempts, 5, 1, 20),
 };
 
 #define SERVICE_KEY_COUNT (sizeof service_keys / sizeof service_keys[0])

@@ -63,6 +63,21 @@ typedef struct {
   char *storage_backend;    /* service.storage.backend: "local" (default) */
   char *storage_prefix;     /* service.storage.prefix: object key prefix, default "reel" */
   char *storage_path;       /* service.storage.path: local root, default "<data_dir>/artifacts" */
+  char *storage_bucket;     /* service.storage.bucket (s3, gcs) */
+  char *storage_endpoint;   /* service.storage.endpoint: e.g. "https://s3.eu-central-1.wasabisys.com",
+                               "http://127.0.0.1:9000"; default https://s3.REGION.amazonaws.com (s3),
+                               https://storage.googleapis.com (gcs) */
+  char *storage_region;     /* service.storage.region (s3), default "us-east-1" */
+  int storage_path_style;   /* service.storage.path_style (s3): https://endpoint/bucket/key, default false */
+  char *storage_access_key_id;     /* service.storage.access_key_id (s3), secret */
+  char *storage_secret_access_key; /* service.storage.secret_access_key (s3), secret */
+  char *storage_session_token;     /* service.storage.session_token (s3, optional), secret */
+  char *storage_credentials_file;  /* service.storage.credentials_file (gcs): service-account JSON key */
+  int storage_signed_urls;  /* service.storage.signed_urls, default true; false: public URLs, expires_in 0 */
+  size_t storage_multipart_threshold; /* service.storage.multipart_threshold_bytes, default 16 MiB, >= 5 MiB */
+  size_t storage_multipart_part;      /* service.storage.multipart_part_bytes, default 8 MiB, >= 5 MiB */
+  int storage_multipart_parallel;     /* service.storage.multipart_parallel, default 4, 1..16 */
+  int storage_upload_attempts;        /* service.storage.upload_attempts, default 5, 1..20 */
 
   /* pipeline: the whole section as given (an object), for the pipeline program. */
   json_t *pipeline;
