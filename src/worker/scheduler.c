@@ -307,44 +307,81 @@ static void error_tail(reel_run *r, char *out, size_t n) {
   }
 }
 
+/* Storing artifacts may take seconds (object storage, retries), so it runs on
+ * libuv's thread pool; the loop goes on serving while it does. */
+typedef struct {
+  uv_work_t work;
+  reel_run *run;
+  char artifact[4200], captions[4200];
+  char *key, *captions_key;
+  char *uri, *gcs_uri;
+  int rc;
+} upload_work;
+
+static void upload_in_thread(uv_work_t *w) {
+  upload_work *u = w->data;
+  reel_storage *st = u->run->sched->storage;
+  u->rc = u->key ? st->ops->put_file(st, u->key, u->artifact, &u->uri, &u->gcs_uri) : REEL_ENOMEM;
+  /* a pipeline may also leave captions beside the video: a second artifact, best effort */
+  struct stat info;
+  if (u->rc == 0 && u->captions_key && stat(u->captions, &info) == 0 && S_ISREG(info.st_mode)) {
+    char *uri = NULL, *gcs_uri = NULL;
+    if (st->ops->put_file(st, u->captions_key, u->captions, &uri, &gcs_uri) != 0)
+      reel_log(REEL_LOG_WARN, "storing captions failed", "{s:s}", "job_id", u->run->id);
+    free(uri);
+    free(gcs_uri);
+  }
+}
+
+static void upload_done(uv_work_t *w, int status) {
+  upload_work *u = w->data;
+  reel_run *r = u->run;
+  reel_scheduler *s = r->sched;
+  if (status != 0 || u->rc != 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "storing the artifact in the %s storage backend (service.storage) failed: %s",
+             s->storage->ops->name, reel_strerror(status != 0 ? REEL_EIO : u->rc));
+    free(u->uri);
+    free(u->gcs_uri);
+    free(u->key);
+    final_fail(r, "storage", msg);
+  } else {
+    submit_final(r, REEL_JOB_OP_FINISH);
+    r->final_op.artifact_key = u->key;
+    r->final_op.artifact_uri = u->uri;
+    r->final_op.gcs_uri = u->gcs_uri;
+    reel_jobs_run(s->jobs, &r->final_op);
+  }
+  free(u->captions_key);
+  free(u);
+}
+
 static void finish_success(reel_run *r) {
   reel_scheduler *s = r->sched;
-  char artifact[4200];
-  snprintf(artifact, sizeof artifact, "%s/output/final_video.mp4", r->workspace);
+  upload_work *u = calloc(1, sizeof *u);
+  if (!u) {
+    final_fail(r, "storage", "out of memory storing the artifact");
+    return;
+  }
+  snprintf(u->artifact, sizeof u->artifact, "%s/output/final_video.mp4", r->workspace);
+  snprintf(u->captions, sizeof u->captions, "%s/output/captions.vtt", r->workspace);
   struct stat st;
-  if (stat(artifact, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+  if (stat(u->artifact, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+    free(u);
     final_fail(r, "artifact_missing",
                "the pipeline exited with status 0 but did not write output/final_video.mp4 in its workspace");
     return;
   }
-  char *key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "final_video.mp4");
-  char *uri = NULL, *gcs_uri = NULL;
-  int rc = key ? s->storage->ops->put_file(s->storage, key, artifact, &uri, &gcs_uri) : REEL_ENOMEM;
-  if (rc != 0) {
-    free(key);
-    char msg[256];
-    snprintf(msg, sizeof msg, "storing the artifact in the %s storage backend (service.storage) failed: %s",
-             s->storage->ops->name, reel_strerror(rc));
-    final_fail(r, "storage", msg);
-    return;
+  u->run = r;
+  u->key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "final_video.mp4");
+  u->captions_key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "captions.vtt");
+  u->work.data = u;
+  if (uv_queue_work(s->loop, &u->work, upload_in_thread, upload_done) != 0) {
+    free(u->key);
+    free(u->captions_key);
+    free(u);
+    final_fail(r, "storage", "cannot start storing the artifact");
   }
-  /* a pipeline may also leave captions beside the video: a second artifact, best effort */
-  char captions[4200];
-  snprintf(captions, sizeof captions, "%s/output/captions.vtt", r->workspace);
-  if (stat(captions, &st) == 0 && S_ISREG(st.st_mode)) {
-    char *captions_key = reel_storage_key(s->cfg->storage_prefix, r->created_ms, r->id, "captions.vtt");
-    char *captions_uri = NULL, *captions_gcs = NULL;
-    if (captions_key && s->storage->ops->put_file(s->storage, captions_key, captions, &captions_uri, &captions_gcs) != 0)
-      reel_log(REEL_LOG_WARN, "storing captions failed", "{s:s}", "job_id", r->id);
-    free(captions_key);
-    free(captions_uri);
-    free(captions_gcs);
-  }
-  submit_final(r, REEL_JOB_OP_FINISH);
-  r->final_op.artifact_key = key;
-  r->final_op.artifact_uri = uri;
-  r->final_op.gcs_uri = gcs_uri;
-  reel_jobs_run(s->jobs, &r->final_op);
 }
 
 static void finalize(reel_run *r) {

@@ -259,6 +259,9 @@ def check_cancel_survives_crash(c):
         running = wait_running(r, ids, 1)
         if not c.check(running == ["cancel-me"], "the first job runs (workers: 1): %s" % running):
             return
+        # "started" is recorded before the process runs: wait until its script has begun
+        c.check(h.wait_for(lambda: run_count(outside, "cancel-me") == 1, 10, 0.02),
+                "the first job's pipeline process has started")
         status, _, answer = r.json("POST", "/v1/jobs/%s/cancel" % ids["cancel-me"])
         c.eq((status, answer), (200, {"ok": True}), "cancel of the running job answers 200 {\"ok\": true}")
         r.kill9()
