@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-dev
-            libsqlite3-dev libgnutls28-dev nodejs npm
+            libsqlite3-dev libgnutls28-dev libcurl4-gnutls-dev nodejs npm
             ffmpeg espeak-ng fonts-dejavu-core)   # the built-in renderer (pipeline.default_backend: local)
 test_pkgs=(python3 curl prometheus clang llvm wrk procps)
 

@@ -1,0 +1,135 @@
+/* libcurl easy handles, one per request: simple, thread-safe, and fast
+ * enough for a few uploads at a time. */
+#include "storage/http_client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "common/redact.h"
+
+int reel_http_client_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : REEL_EIO; }
+
+typedef struct {
+  FILE *file;
+  int64_t remaining;
+  const char *data;
+  size_t len, pos;
+} upload_source;
+
+static size_t read_body(char *dst, size_t size, size_t n, void *userdata) {
+  upload_source *src = userdata;
+  size_t want = size * n;
+  if (src->file) {
+    if ((int64_t)want > src->remaining) want = (size_t)src->remaining;
+    size_t got = want ? fread(dst, 1, want, src->file) : 0;
+    src->remaining -= (int64_t)got;
+    return got < want && ferror(src->file) ? CURL_READFUNC_ABORT : got;
+  }
+  if (want > src->len - src->pos) want = src->len - src->pos;
+  memcpy(dst, src->data + src->pos, want);
+  src->pos += want;
+  return want;
+}
+
+static size_t write_body(char *data, size_t size, size_t n, void *userdata) {
+  reel_http_client_response *resp = userdata;
+  size_t len = size * n;
+  size_t room = resp->body.max - resp->body.len;
+  reel_buf_append(&resp->body, data, len < room ? len : room); /* keep the first MiB, drop the rest */
+  return len;
+}
+
+static size_t read_header(char *data, size_t size, size_t n, void *userdata) {
+  reel_http_client_response *resp = userdata;
+  size_t len = size * n;
+  if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
+    size_t start = 5, end = len;
+    while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
+    while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ')) end--;
+    snprintf(resp->etag, sizeof resp->etag, "%.*s", (int)(end - start), data + start);
+  }
+  return len;
+}
+
+int reel_http_client_perform(const reel_http_client_request *req, reel_http_client_response *resp, char *err,
+                             size_t errlen) {
+  memset(resp, 0, sizeof *resp);
+  reel_buf_init(&resp->body, 1 << 20);
+  CURL *curl = curl_easy_init();
+  if (!curl) return REEL_ENOMEM;
+  char curl_err[CURL_ERROR_SIZE] = "";
+  struct curl_slist *headers = NULL;
+  for (int i = 0; i < req->n_headers; i++) headers = curl_slist_append(headers, req->headers[i]);
+  headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+  upload_source src = {0};
+  curl_easy_setopt(curl, CURLOPT_URL, req->url);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, req->timeout_seconds > 0 ? req->timeout_seconds : 300L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  int has_body = req->file_path || req->body;
+  if (req->file_path) {
+    src.file = fopen(req->file_path, "rb");
+    if (!src.file || fseeko(src.file, req->file_offset, SEEK_SET) != 0) {
+      snprintf(err, errlen, "cannot read the file to upload");
+      if (src.file) fclose(src.file);
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(curl);
+      return REEL_EIO;
+    }
+    src.remaining = req->file_length;
+  } else if (req->body) {
+    src.data = req->body;
+    src.len = req->body_len;
+  }
+  if (strcmp(req->method, "PUT") == 0) {
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &src);
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+                     (curl_off_t)(req->file_path ? req->file_length : (int64_t)req->body_len));
+  } else if (strcmp(req->method, "POST") == 0) {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &src);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)(req->file_path ? req->file_length : (int64_t)req->body_len));
+  } else if (strcmp(req->method, "HEAD") == 0) {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(req->method, "GET") != 0) {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+  }
+  (void)has_body;
+  CURLcode rc = curl_easy_perform(curl);
+  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+  if (src.file) fclose(src.file);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    resp->transport_error = 1;
+    reel_buf where;
+    reel_buf_init(&where, 4096);
+    reel_redact_url(req->url, &where);
+    snprintf(err, errlen, "%s %s: %s", req->method, where.data ? where.data : "", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+    reel_buf_free(&where);
+    return rc == CURLE_OPERATION_TIMEDOUT ? REEL_ETIMEOUT : REEL_EIO;
+  }
+  return 0;
+}
+
+void reel_http_client_response_free(reel_http_client_response *resp) { reel_buf_free(&resp->body); }
+
+int reel_http_client_retryable(const reel_http_client_response *resp) {
+  if (resp->transport_error || resp->status == 0) return 1;
+  return resp->status == 408 || resp->status == 429 || resp->status >= 500;
+}
