@@ -22,6 +22,7 @@
 #include "common/random.h"
 #include "common/redact.h"
 #include "metrics/metrics.h"
+#include "storage/http_client.h"
 #include "worker/child.h"
 
 #define REEL_VERSION "0.1.0"
@@ -379,8 +380,20 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     }
   }
   const char *public_base = cfg->public_base_url ? cfg->public_base_url : base_url;
-  if (reel_storage_open_local(cfg->storage_path, public_base, app.signing_key, sizeof app.signing_key, &app.storage,
-                              err, sizeof err) != 0) {
+  int storage_rc;
+  if (strcmp(cfg->storage_backend, "s3") == 0) {
+    reel_storage_s3_settings s3 = {
+        .endpoint = cfg->storage_endpoint, .region = cfg->storage_region, .bucket = cfg->storage_bucket,
+        .path_style = cfg->storage_path_style, .access_key_id = cfg->storage_access_key_id,
+        .secret_access_key = cfg->storage_secret_access_key, .session_token = cfg->storage_session_token,
+        .multipart_threshold = cfg->storage_multipart_threshold, .multipart_part = cfg->storage_multipart_part,
+        .multipart_parallel = cfg->storage_multipart_parallel, .upload_attempts = cfg->storage_upload_attempts};
+    storage_rc = reel_storage_open_s3(&s3, &app.storage, err, sizeof err);
+  } else {
+    storage_rc = reel_storage_open_local(cfg->storage_path, public_base, app.signing_key, sizeof app.signing_key,
+                                         &app.storage, err, sizeof err);
+  }
+  if (storage_rc != 0) {
     fprintf(stderr, "reeld: %s (service.storage in %s)\n", err, cfg->path);
     return 1;
   }
@@ -429,6 +442,12 @@ int main(int argc, char **argv) {
   reel_log_set_level(level < 0 ? REEL_LOG_INFO : (reel_log_level)level);
   for (int i = 0; i < cfg.n_tokens; i++) reel_redact_add_secret(cfg.tokens[i]);
   if (cfg.signing_key) reel_redact_add_secret(cfg.signing_key);
+  if (cfg.storage_secret_access_key) reel_redact_add_secret(cfg.storage_secret_access_key);
+  if (cfg.storage_session_token) reel_redact_add_secret(cfg.storage_session_token);
+  if (reel_http_client_global_init() != 0) {
+    fprintf(stderr, "reeld: cannot initialise libcurl\n");
+    return 1;
+  }
   int rc = o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
   reel_config_free(&cfg);
   reel_redact_clear_secrets();

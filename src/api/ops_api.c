@@ -26,12 +26,31 @@ void reel_api_healthz(reel_app *app, reel_http_request *req, const reel_route_pa
   reel_http_send_json(req, 200, "{\"status\":\"ok\"}");
 }
 
-static void ready_done(reel_job_op *op, int result) {
-  ops_call *c = op->data;
+/* Readiness: the store answers (a PING operation), then storage is checked on
+ * the thread pool (object storage is a network round trip), then workers. */
+typedef struct {
+  uv_work_t work;
+  ops_call *call;
+  int store_result, storage_rc;
+  char storage_err[256];
+} ready_check;
+
+static void check_storage(uv_work_t *w) {
+  ready_check *r = w->data;
+  reel_storage *st = r->call->app->storage;
+  r->storage_rc = st->ops->check(st, r->storage_err, sizeof r->storage_err);
+}
+
+static void ready_answer(uv_work_t *w, int status) {
+  ready_check *r = w->data;
+  ops_call *c = r->call;
   reel_app *app = c->app;
-  char storage_err[256] = "", workers_err[256] = "";
+  int result = r->store_result;
+  char storage_err[256], workers_err[256] = "";
+  snprintf(storage_err, sizeof storage_err, "%s", status != 0 ? "storage check did not run" : r->storage_err);
+  int storage_rc = status != 0 ? REEL_EIO : r->storage_rc;
+  free(r);
   int ok = result == 0;
-  int storage_rc = app->storage->ops->check(app->storage, storage_err, sizeof storage_err);
   int workers_rc = app->runs_workers ? reel_scheduler_check(&app->scheduler, workers_err, sizeof workers_err) : 0;
   if (storage_rc || workers_rc) ok = 0;
   json_t *checks = json_pack("{s:s, s:s, s:s}", "database", result == 0 ? "ok" : "the job store does not answer",
@@ -42,8 +61,23 @@ static void ready_done(reel_job_op *op, int result) {
   json_decref(body);
   reel_http_send_json(c->req, ok ? 200 : 503, text ? text : "{}");
   free(text);
-  reel_job_op_cleanup(op);
+  reel_job_op_cleanup(&c->op);
   free(c);
+}
+
+static void ready_done(reel_job_op *op, int result) {
+  ops_call *c = op->data;
+  ready_check *r = calloc(1, sizeof *r);
+  if (!r) {
+    reel_http_send_problem(c->req, 500, "internal", "Internal error", "out of memory");
+    reel_job_op_cleanup(op);
+    free(c);
+    return;
+  }
+  r->call = c;
+  r->store_result = result;
+  r->work.data = r;
+  if (uv_queue_work(c->app->loop, &r->work, check_storage, ready_answer) != 0) ready_answer(&r->work, -1);
 }
 
 static void metrics_done(reel_job_op *op, int result) {

@@ -103,7 +103,7 @@ static const service_key service_keys[] = {
     CHOICE("service.database.backend", database_backend, "sqlite", "sqlite", "postgres"),
     STRING("service.database.path", database_path, NULL), /* default: <data_dir>/reel.db */
     SECTION("service.storage"),
-    CHOICE("service.storage.backend", storage_backend, "local", "local", "s3|gcs"),
+    CHOICE("service.storage.backend", storage_backend, "local", "local|s3", "gcs"),
     {.name = "service.storage.prefix", .type = VALUE_STRING, .offset = FIELD(storage_prefix),
      .default_text = "reel", .may_be_empty = 1},
     STRING("service.storage.path", storage_path, NULL), /* default: <data_dir>/artifacts */
@@ -1006,6 +1006,22 @@ static int finish(loader *l) {
         asprintf(&config->public_base_url, "http://%.*s:%ld", (int)host_length, host, port) < 0) {
       config->public_base_url = NULL;
       return out_of_memory(l);
+    }
+  }
+
+  if (strcmp(config->storage_backend, "s3") == 0) {
+    static const struct {
+      const char *key;
+      size_t offset;
+    } required[] = {
+        {"service.storage.bucket", offsetof(reel_config, storage_bucket)},
+        {"service.storage.access_key_id", offsetof(reel_config, storage_access_key_id)},
+        {"service.storage.secret_access_key", offsetof(reel_config, storage_secret_access_key)},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++) {
+      if (*(char **)((char *)config + required[i].offset)) continue;
+      unsigned long line = l->service_lines[service_index("service.storage.backend")];
+      return fail(l, line, required[i].key, "required when service.storage.backend is s3");
     }
   }
 

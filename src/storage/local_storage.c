@@ -51,8 +51,10 @@ static int copy_file(const char *from, const char *to) {
   return rc;
 }
 
-static int local_put_file(reel_storage *base, const char *key, const char *local_path, char **uri, char **gcs_uri) {
+static int local_put_file(reel_storage *base, const char *key, const char *local_path, char **uri, char **gcs_uri,
+                          char *err, size_t errlen) {
   local_storage *st = (local_storage *)base;
+  snprintf(err, errlen, "cannot write the artifact under service.storage.path");
   if (!key_is_safe(key)) return REEL_EINVAL;
   char dest[4096], tmp[4200];
   snprintf(dest, sizeof dest, "%s/%s", st->root, key);

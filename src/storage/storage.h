@@ -13,8 +13,10 @@ typedef struct {
   const char *name;
   /* Stores the file at local_path under key (the file may be moved away).
    * On success *uri is a new heap string naming the object (file://, s3://,
-   * gs://) that reveals no server path; *gcs_uri is set for GCS only. */
-  int (*put_file)(reel_storage *st, const char *key, const char *local_path, char **uri, char **gcs_uri);
+   * gs://) that reveals no server path; *gcs_uri is set for GCS only. On
+   * failure err says why (no secret, no signed URL, no server path). */
+  int (*put_file)(reel_storage *st, const char *key, const char *local_path, char **uri, char **gcs_uri, char *err,
+                  size_t errlen);
   /* Makes a download URL for key valid until expires_at (unix seconds). job_id and
    * name identify the object for URLs that point back at reeld. */
   int (*download_url)(reel_storage *st, const char *key, const char *job_id, const char *name,
@@ -34,6 +36,22 @@ struct reel_storage {
  * "/v1/files/{job_id}/{name}", signed with key (see storage/url_signer.h). */
 int reel_storage_open_local(const char *root, const char *public_base_url, const unsigned char *signing_key,
                             size_t key_len, reel_storage **out, char *err, size_t errlen);
+/* Settings of the S3-compatible backend (from service.storage in reel.yaml). */
+typedef struct {
+  const char *endpoint;  /* NULL: https://s3.REGION.amazonaws.com */
+  const char *region;
+  const char *bucket;
+  int path_style;
+  const char *access_key_id, *secret_access_key, *session_token;
+  size_t multipart_threshold, multipart_part;
+  int multipart_parallel, upload_attempts;
+} reel_storage_s3_settings;
+
+/* S3-compatible storage. Uploads (put_file) and check do network I/O: call
+ * them from worker threads, never the event loop. Download URLs are presigned
+ * S3 URLs. Messages never contain a secret or a signature. */
+int reel_storage_open_s3(const reel_storage_s3_settings *settings, reel_storage **out, char *err, size_t errlen);
+
 /* Builds "{prefix}/{YYYY-MM}/{job_id}/{name}" for a job created at created_ms. */
 char *reel_storage_key(const char *prefix, int64_t created_ms, const char *job_id, const char *name);
 

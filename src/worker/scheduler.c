@@ -316,17 +316,18 @@ typedef struct {
   char *key, *captions_key;
   char *uri, *gcs_uri;
   int rc;
+  char err[512];
 } upload_work;
 
 static void upload_in_thread(uv_work_t *w) {
   upload_work *u = w->data;
   reel_storage *st = u->run->sched->storage;
-  u->rc = u->key ? st->ops->put_file(st, u->key, u->artifact, &u->uri, &u->gcs_uri) : REEL_ENOMEM;
+  u->rc = u->key ? st->ops->put_file(st, u->key, u->artifact, &u->uri, &u->gcs_uri, u->err, sizeof u->err) : REEL_ENOMEM;
   /* a pipeline may also leave captions beside the video: a second artifact, best effort */
   struct stat info;
   if (u->rc == 0 && u->captions_key && stat(u->captions, &info) == 0 && S_ISREG(info.st_mode)) {
-    char *uri = NULL, *gcs_uri = NULL;
-    if (st->ops->put_file(st, u->captions_key, u->captions, &uri, &gcs_uri) != 0)
+    char *uri = NULL, *gcs_uri = NULL, err[256];
+    if (st->ops->put_file(st, u->captions_key, u->captions, &uri, &gcs_uri, err, sizeof err) != 0)
       reel_log(REEL_LOG_WARN, "storing captions failed", "{s:s}", "job_id", u->run->id);
     free(uri);
     free(gcs_uri);
@@ -338,9 +339,15 @@ static void upload_done(uv_work_t *w, int status) {
   reel_run *r = u->run;
   reel_scheduler *s = r->sched;
   if (status != 0 || u->rc != 0) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "storing the artifact in the %s storage backend (service.storage) failed: %s",
-             s->storage->ops->name, reel_strerror(status != 0 ? REEL_EIO : u->rc));
+    /* keep the video for inspection (the workspace is removed), named in config terms */
+    char kept_dir[4400], kept[4500], msg[1100];
+    snprintf(kept_dir, sizeof kept_dir, "%s/../failed-uploads/%s", s->work_dir, r->id);
+    snprintf(kept, sizeof kept, "%s/final_video.mp4", kept_dir);
+    int kept_ok = reel_fs_make_dirs(kept_dir, 0700) == 0 && rename(u->artifact, kept) == 0;
+    snprintf(msg, sizeof msg, "storing the artifact in the %s storage backend (service.storage) failed: %s%s%s%s",
+             s->storage->ops->name, status != 0 || !u->err[0] ? reel_strerror(status != 0 ? REEL_EIO : u->rc) : u->err,
+             kept_ok ? "; the video is kept under service.data_dir in failed-uploads/" : "", kept_ok ? r->id : "",
+             kept_ok ? "/final_video.mp4" : "");
     free(u->uri);
     free(u->gcs_uri);
     free(u->key);

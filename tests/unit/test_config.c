@@ -342,8 +342,12 @@ static void test_backends(void) {
                "reel.yaml:5: service.database.backend: postgres is not yet supported (use sqlite)");
   EXPECT_ERROR(AUTH "  database:\n    backend: mysql\n",
                "reel.yaml:5: service.database.backend: expected sqlite, got \"mysql\"");
+  EXPECT_ERROR(AUTH "  storage:\n    backend: gcs\n",
+               "reel.yaml:5: service.storage.backend: gcs is not yet supported (use local or s3)");
   EXPECT_ERROR(AUTH "  storage:\n    backend: s3\n",
-               "reel.yaml:5: service.storage.backend: s3 is not yet supported (use local)");
+               "reel.yaml:5: service.storage.bucket: required when service.storage.backend is s3");
+  EXPECT_ERROR(AUTH "  storage:\n    backend: s3\n    bucket: b\n    access_key_id: AKIA\n",
+               "reel.yaml:5: service.storage.secret_access_key: required when service.storage.backend is s3");
   EXPECT_ERROR(AUTH "pipeline:\n  default_backend: veo\n",
                "reel.yaml:5: pipeline.default_backend: expected local or command, got \"veo\"");
   EXPECT_ERROR(AUTH "pipeline:\n  prompt: a cat\n  default_backend: command\n",
