@@ -6,6 +6,7 @@
 #include <gnutls/gnutls.h>
 #include <string.h>
 
+#include "common/encode.h"
 #include "common/error.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -36,14 +37,9 @@ void reel_job_id_new(int64_t now_ms, char out[32]) {
 }
 
 void reel_request_id_new(char out[17]) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char raw[8];
   if (reel_random_bytes(raw, sizeof raw) != 0) memset(raw, 0, sizeof raw);
-  for (int i = 0; i < 8; i++) {
-    out[2 * i] = hex[raw[i] >> 4];
-    out[2 * i + 1] = hex[raw[i] & 15];
-  }
-  out[16] = '\0';
+  reel_hex_encode(raw, sizeof raw, out);
 }
 
 int reel_job_id_valid(const char *s, size_t len) {

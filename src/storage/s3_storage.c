@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/encode.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/random.h"
@@ -42,20 +43,6 @@ typedef struct {
   size_t body_len;
   const char *content_type;
 } s3_call;
-
-static void hex(const unsigned char *in, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) out[2 * i] = digits[in[i] >> 4], out[2 * i + 1] = digits[in[i] & 15];
-  out[2 * n] = '\0';
-}
-
-static int base64(const unsigned char *in, size_t n, char *out, size_t outlen) {
-  gnutls_datum_t data = {(unsigned char *)in, (unsigned)n}, result;
-  if (gnutls_base64_encode2(&data, &result) != 0) return REEL_EIO;
-  snprintf(out, outlen, "%.*s", (int)result.size, result.data);
-  gnutls_free(result.data);
-  return 0;
-}
 
 /* SHA-256 (hex) and MD5 (base64) of a body: the payload hash S3 signs and the
  * Content-MD5 it verifies. */
@@ -89,8 +76,13 @@ static int digests(const s3_call *c, char sha_hex[65], char md5_b64[32]) {
   gnutls_hash_deinit(sha, s);
   gnutls_hash_deinit(md5, m);
   if (rc) return rc;
-  hex(s, 32, sha_hex);
-  return base64(m, 16, md5_b64, 32);
+  reel_hex_encode(s, 32, sha_hex);
+  reel_buf b64;
+  reel_buf_init(&b64, 31);
+  rc = reel_base64_encode(m, 16, &b64);
+  if (rc == 0) snprintf(md5_b64, 32, "%s", b64.data);
+  reel_buf_free(&b64);
+  return rc;
 }
 
 /* The <Code> of an S3 error document, for messages. */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/encode.h"
 #include "common/error.h"
 
 /* The most any text built here (canonical request, URL, policy) may hold. */
@@ -22,7 +23,6 @@
 /* Latest signing time: 9999-12-31T23:59:59Z (four-digit years only). */
 #define TIME_MAX 253402300799LL
 
-static const char HEX_LOWER[] = "0123456789abcdef";
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
 /* ---- memory ------------------------------------------------------------ */
@@ -157,18 +157,11 @@ static int has_session_token(const reel_sigv4_credentials *c) { return c->sessio
 
 /* ---- hashing ----------------------------------------------------------- */
 
-static void hex_encode(const unsigned char *in, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX_LOWER[in[i] >> 4];
-    out[2 * i + 1] = HEX_LOWER[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
 
 static int sha256_hex(const void *data, size_t len, char hex[65]) {
   unsigned char digest[32];
   if (gnutls_hash_fast(GNUTLS_DIG_SHA256, len ? data : "", len, digest) != 0) return REEL_EIO;
-  hex_encode(digest, 32, hex);
+  reel_hex_encode(digest, 32, hex);
   return 0;
 }
 
@@ -772,7 +765,7 @@ int reel_sigv4_sign(const reel_sigv4_signer *signer, const reel_sigv4_options *o
     unsigned char key[32], mac[32];
     rc = reel_sigv4_signing_key(signer->credentials.secret_access_key, s.date, signer->region, signer->service, key);
     if (!rc) rc = hmac_sha256(key, 32, s.string_to_sign.data, s.string_to_sign.len, mac);
-    if (!rc) hex_encode(mac, 32, s.signature);
+    if (!rc) reel_hex_encode(mac, 32, s.signature);
     wipe(key, 32);
     wipe(mac, 32);
   }
@@ -1207,7 +1200,7 @@ int reel_sigv4_s3_post_policy(const reel_sigv4_s3_config *cfg, const reel_sigv4_
     unsigned char key[32], mac[32];
     rc = reel_sigv4_signing_key(cfg->credentials.secret_access_key, date, cfg->region, "s3", key);
     if (!rc) rc = hmac_sha256(key, 32, policy64.data, policy64.len, mac);
-    if (!rc) hex_encode(mac, 32, signature);
+    if (!rc) reel_hex_encode(mac, 32, signature);
     wipe(key, 32);
     wipe(mac, 32);
   }

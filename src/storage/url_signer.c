@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/encode.h"
 #include "common/error.h"
 
 int reel_constant_time_equal(const void *a, const void *b, size_t len) {
@@ -22,12 +23,7 @@ int reel_url_sign(const unsigned char *key, size_t key_len, const char *job_id, 
   if (n < 0 || (size_t)n >= sizeof message) return REEL_EINVAL;
   unsigned char mac[32];
   if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, key_len, message, (size_t)n, mac) != 0) return REEL_EIO;
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) {
-    out[2 * i] = hex[mac[i] >> 4];
-    out[2 * i + 1] = hex[mac[i] & 15];
-  }
-  out[64] = '\0';
+  reel_hex_encode(mac, 32, out);
   return 0;
 }
 
