@@ -89,6 +89,41 @@ static void ffmpeg_prefix(args *a) {
   arg(a, "-y");
 }
 
+/* One program run per scene, built in a loop and then run together. */
+typedef struct {
+  int n;
+  args *a;
+  reel_tool_run *runs;
+  char (*logs)[64];
+} batch;
+
+static int batch_init(batch *b, int n) {
+  b->n = n;
+  b->a = calloc((size_t)n, sizeof *b->a);
+  b->runs = calloc((size_t)n, sizeof *b->runs);
+  b->logs = calloc((size_t)n, sizeof *b->logs);
+  return b->a && b->runs && b->logs ? 0 : REEL_ENOMEM;
+}
+
+/* Starts scene i's argv (its output going to logs/<name>_NNN.log) and returns it. */
+static args *batch_args(batch *b, int i, const char *name) {
+  args_init(&b->a[i]);
+  snprintf(b->logs[i], sizeof b->logs[i], "logs/%s_%03d.log", name, i + 1);
+  b->runs[i] = (reel_tool_run){.argv = b->a[i].argv, .log_path = b->logs[i]};
+  return &b->a[i];
+}
+
+static int batch_run(batch *b, reel_render_job *job, reel_tools_progress progress, void *data) {
+  return reel_tools_run(b->runs, b->n, job->opt.parallel_segments, progress, data, job->err, sizeof job->err);
+}
+
+static void batch_free(batch *b) {
+  for (int i = 0; b->a && i < b->n; i++) args_free(&b->a[i]);
+  free(b->a);
+  free(b->runs);
+  free(b->logs);
+}
+
 static void progress_line(int percent, const char *stage) {
   printf("REEL_PROGRESS %d %s\n", percent, stage);
   fflush(stdout);
@@ -348,11 +383,9 @@ int reel_render_stage_keyframes(reel_render_job *job) {
   int rc = make_dirs(job, dirs);
   if (rc) return rc;
   int n = job->plan.n_scenes, w = job->opt.image_width, h = job->opt.image_height;
-  args *a = calloc((size_t)n, sizeof *a);
-  reel_tool_run *runs = calloc((size_t)n, sizeof *runs);
-  char (*logs)[64] = calloc((size_t)n, sizeof *logs);
-  if (!a || !runs || !logs) {
-    free(a), free(runs), free(logs);
+  batch b;
+  if (batch_init(&b, n) != 0) {
+    batch_free(&b);
     return fail(job, REEL_ENOMEM, "%s", "out of memory");
   }
   for (int i = 0; i < n && rc == 0; i++) {
@@ -368,32 +401,29 @@ int reel_render_stage_keyframes(reel_render_job *job) {
     colour(c0, sizeof c0, s->background[0]);
     colour(c1, sizeof c1, s->background[1]);
     colour(fg, sizeof fg, s->text_color);
-    args_init(&a[i]);
-    ffmpeg_prefix(&a[i]);
-    arg(&a[i], "-f");
-    arg(&a[i], "lavfi");
-    arg(&a[i], "-i");
+    args *cmd = batch_args(&b, i, "keyframe");
+    ffmpeg_prefix(cmd);
+    arg(cmd, "-f");
+    arg(cmd, "lavfi");
+    arg(cmd, "-i");
     /* corner to corner, inside the frame: ffmpeg picks random points (and a random
      * seed) for coordinates outside it, and the keyframe must be deterministic */
-    arg(&a[i], "gradients=s=%dx%d:c0=%s:c1=%s:x0=0:y0=0:x1=%d:y1=%d:n=2:seed=%u", w, h, c0, c1, w - 1, h - 1,
+    arg(cmd, "gradients=s=%dx%d:c0=%s:c1=%s:x0=0:y0=0:x1=%d:y1=%d:n=2:seed=%u", w, h, c0, c1, w - 1, h - 1,
         (unsigned)(s->background[0] ^ s->background[1]));
-    arg(&a[i], "-frames:v");
-    arg(&a[i], "1");
-    arg(&a[i], "-vf");
-    arg(&a[i],
+    arg(cmd, "-frames:v");
+    arg(cmd, "1");
+    arg(cmd, "-vf");
+    arg(cmd,
         "drawtext=fontfile=%s:textfile=scenes/%03d.txt:expansion=none:fontsize=%d:fontcolor=%s:line_spacing=%d:"
         "x=(w-text_w)/2:y=(h-text_h)/2:shadowx=2:shadowy=2:shadowcolor=0x000000@0.35",
         REEL_RENDER_FONT, i + 1, size, fg, size * 3 / 10);
-    arg(&a[i], "-compression_level");
-    arg(&a[i], "1");
-    arg(&a[i], "keyframes/%03d.png", i + 1);
-    snprintf(logs[i], sizeof logs[i], "logs/keyframe_%03d.log", i + 1);
-    runs[i] = (reel_tool_run){.argv = a[i].argv, .log_path = logs[i]};
+    arg(cmd, "-compression_level");
+    arg(cmd, "1");
+    arg(cmd, "keyframes/%03d.png", i + 1);
   }
-  if (rc == 0) rc = reel_tools_run(runs, n, job->opt.parallel_segments, NULL, NULL, job->err, sizeof job->err);
+  if (rc == 0) rc = batch_run(&b, job, NULL, NULL);
   else fail(job, rc, "cannot write %s", "scenes/*.txt");
-  for (int i = 0; i < n; i++) args_free(&a[i]);
-  free(a), free(runs), free(logs);
+  batch_free(&b);
   return rc;
 }
 
@@ -402,11 +432,9 @@ int reel_render_stage_voiceover(reel_render_job *job) {
   int rc = make_dirs(job, dirs);
   if (rc) return rc;
   int n = job->plan.n_scenes;
-  args *a = calloc((size_t)n, sizeof *a);
-  reel_tool_run *runs = calloc((size_t)n, sizeof *runs);
-  char (*logs)[64] = calloc((size_t)n, sizeof *logs);
-  if (!a || !runs || !logs) {
-    free(a), free(runs), free(logs);
+  batch b;
+  if (batch_init(&b, n) != 0) {
+    batch_free(&b);
     return fail(job, REEL_ENOMEM, "%s", "out of memory");
   }
   for (int i = 0; i < n && rc == 0; i++) {
@@ -415,23 +443,20 @@ int reel_render_stage_voiceover(reel_render_job *job) {
     char *text = plain_text(job->plan.scenes[i].text);
     rc = text ? write_file(path, text, strlen(text)) : REEL_ENOMEM;
     free(text);
-    args_init(&a[i]);
-    arg(&a[i], "espeak-ng");
-    arg(&a[i], "-v");
-    arg(&a[i], "en-us");
-    arg(&a[i], "-s");
-    arg(&a[i], "165");
-    arg(&a[i], "-w");
-    arg(&a[i], "voice/%03d.wav", i + 1);
-    arg(&a[i], "-f");
-    arg(&a[i], "%s", path);
-    snprintf(logs[i], sizeof logs[i], "logs/voice_%03d.log", i + 1);
-    runs[i] = (reel_tool_run){.argv = a[i].argv, .log_path = logs[i]};
+    args *cmd = batch_args(&b, i, "voice");
+    arg(cmd, "espeak-ng");
+    arg(cmd, "-v");
+    arg(cmd, "en-us");
+    arg(cmd, "-s");
+    arg(cmd, "165");
+    arg(cmd, "-w");
+    arg(cmd, "voice/%03d.wav", i + 1);
+    arg(cmd, "-f");
+    arg(cmd, "%s", path);
   }
-  if (rc == 0) rc = reel_tools_run(runs, n, job->opt.parallel_segments, NULL, NULL, job->err, sizeof job->err);
+  if (rc == 0) rc = batch_run(&b, job, NULL, NULL);
   else fail(job, rc, "cannot write %s", "voice/*.txt");
-  for (int i = 0; i < n; i++) args_free(&a[i]);
-  free(a), free(runs), free(logs);
+  batch_free(&b);
   if (rc) return rc;
   /* a scene lasts at least as long as its speech */
   for (int i = 0; i < n; i++) {
@@ -465,11 +490,9 @@ int reel_render_stage_generation(reel_render_job *job) {
   int n = job->plan.n_scenes, w = job->opt.width, h = job->opt.height;
   int cw = even_up(w * CANVAS_MARGIN), ch = even_up(h * CANVAS_MARGIN);
   double fps = job->opt.fps;
-  args *a = calloc((size_t)n, sizeof *a);
-  reel_tool_run *runs = calloc((size_t)n, sizeof *runs);
-  char (*logs)[64] = calloc((size_t)n, sizeof *logs);
-  if (!a || !runs || !logs) {
-    free(a), free(runs), free(logs);
+  batch b;
+  if (batch_init(&b, n) != 0) {
+    batch_free(&b);
     return fail(job, REEL_ENOMEM, "%s", "out of memory");
   }
   for (int i = 0; i < n && rc == 0; i++) {
@@ -501,41 +524,38 @@ int reel_render_stage_generation(reel_render_job *job) {
                       "line_spacing=%d:x=(w-text_w)/2:y=h-text_h-%d:box=1:boxcolor=0x000000@0.55:boxborderw=%d",
                       REEL_RENDER_FONT, path, size > h / 16 ? h / 16 : size, size / 4, h / 14, h / 60 + 4);
     }
-    args_init(&a[i]);
-    ffmpeg_prefix(&a[i]);
-    arg(&a[i], "-i");
-    arg(&a[i], "keyframes/%03d.png", i + 1);
-    arg(&a[i], "-filter_complex");
-    arg(&a[i],
+    args *cmd = batch_args(&b, i, "clip");
+    ffmpeg_prefix(cmd);
+    arg(cmd, "-i");
+    arg(cmd, "keyframes/%03d.png", i + 1);
+    arg(cmd, "-filter_complex");
+    arg(cmd,
         "[0:v]scale=%d:%d:force_original_aspect_ratio=increase,crop=%d:%d,format=yuv420p,loop=loop=%ld:size=1:start=0,"
         "setpts=N/(%g*TB),crop=%d:%d:x='%d+(%d)*n/%ld':y='%d+(%d)*n/%ld'%s%s[v]",
         cw, ch, cw, ch, frames - 1, fps, w, h, x0, x1 - x0, frames - 1, y0, y1 - y0, frames - 1, fades,
         burn.data ? burn.data : "");
     reel_buf_free(&burn);
-    arg(&a[i], "-map");
-    arg(&a[i], "[v]");
-    arg(&a[i], "-frames:v");
-    arg(&a[i], "%ld", frames);
-    arg(&a[i], "-r");
-    arg(&a[i], "%g", fps);
-    arg(&a[i], "-c:v");
-    arg(&a[i], "libx264");
-    arg(&a[i], "-preset");
-    arg(&a[i], "superfast");
-    arg(&a[i], "-crf");
-    arg(&a[i], "23");
-    arg(&a[i], "-pix_fmt");
-    arg(&a[i], "yuv420p");
-    arg(&a[i], "-an");
-    arg(&a[i], "clips/%03d.mp4", i + 1);
-    snprintf(logs[i], sizeof logs[i], "logs/clip_%03d.log", i + 1);
-    runs[i] = (reel_tool_run){.argv = a[i].argv, .log_path = logs[i]};
+    arg(cmd, "-map");
+    arg(cmd, "[v]");
+    arg(cmd, "-frames:v");
+    arg(cmd, "%ld", frames);
+    arg(cmd, "-r");
+    arg(cmd, "%g", fps);
+    arg(cmd, "-c:v");
+    arg(cmd, "libx264");
+    arg(cmd, "-preset");
+    arg(cmd, "superfast");
+    arg(cmd, "-crf");
+    arg(cmd, "23");
+    arg(cmd, "-pix_fmt");
+    arg(cmd, "yuv420p");
+    arg(cmd, "-an");
+    arg(cmd, "clips/%03d.mp4", i + 1);
   }
   progress_span span = {35, 80};
-  if (rc == 0) rc = reel_tools_run(runs, n, job->opt.parallel_segments, clip_progress, &span, job->err, sizeof job->err);
+  if (rc == 0) rc = batch_run(&b, job, clip_progress, &span);
   else fail(job, rc, "cannot write %s", "scenes/*_burn.txt");
-  for (int i = 0; i < n; i++) args_free(&a[i]);
-  free(a), free(runs), free(logs);
+  batch_free(&b);
   return rc;
 }
 
