@@ -389,6 +389,13 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
         .multipart_threshold = cfg->storage_multipart_threshold, .multipart_part = cfg->storage_multipart_part,
         .multipart_parallel = cfg->storage_multipart_parallel, .upload_attempts = cfg->storage_upload_attempts};
     storage_rc = reel_storage_open_s3(&s3, &app.storage, err, sizeof err);
+  } else if (strcmp(cfg->storage_backend, "gcs") == 0) {
+    reel_storage_gcs_settings gcs = {
+        .bucket = cfg->storage_bucket, .endpoint = cfg->storage_endpoint,
+        .credentials_file = cfg->storage_credentials_file, .signed_urls = cfg->storage_signed_urls,
+        .resumable_threshold = cfg->storage_multipart_threshold, .resumable_chunk = cfg->storage_multipart_part,
+        .upload_attempts = cfg->storage_upload_attempts};
+    storage_rc = reel_storage_open_gcs(&gcs, &app.storage, err, sizeof err);
   } else {
     storage_rc = reel_storage_open_local(cfg->storage_path, public_base, app.signing_key, sizeof app.signing_key,
                                          &app.storage, err, sizeof err);

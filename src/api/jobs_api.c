@@ -213,7 +213,8 @@ static void artifact_done(reel_job_op *op, int result) {
   json_object_set_new(body, "artifact_uri", json_string(op->job.artifact_uri ? op->job.artifact_uri : ""));
   json_object_set_new(body, "gcs_uri", op->job.gcs_uri ? json_string(op->job.gcs_uri) : json_null());
   json_object_set_new(body, "url", json_string(url));
-  json_object_set_new(body, "expires_in", json_integer(c->expires_in));
+  /* a public URL (GCS with signed_urls: false) never expires: seed 000 says expires_in 0 */
+  json_object_set_new(body, "expires_in", json_integer(app->storage->public_urls ? 0 : c->expires_in));
   /* captions beside the video, when the pipeline made them */
   char *captions_key = reel_api_artifact_key(&op->job, "captions.vtt");
   int fd = -1;

@@ -103,7 +103,7 @@ static const service_key service_keys[] = {
     CHOICE("service.database.backend", database_backend, "sqlite", "sqlite", "postgres"),
     STRING("service.database.path", database_path, NULL), /* default: <data_dir>/reel.db */
     SECTION("service.storage"),
-    CHOICE("service.storage.backend", storage_backend, "local", "local|s3", "gcs"),
+    CHOICE("service.storage.backend", storage_backend, "local", "local|s3|gcs", NULL),
     {.name = "service.storage.prefix", .type = VALUE_STRING, .offset = FIELD(storage_prefix),
      .default_text = "reel", .may_be_empty = 1},
     STRING("service.storage.path", storage_path, NULL), /* default: <data_dir>/artifacts */
@@ -1009,20 +1009,21 @@ static int finish(loader *l) {
     }
   }
 
-  if (strcmp(config->storage_backend, "s3") == 0) {
-    static const struct {
-      const char *key;
-      size_t offset;
-    } required[] = {
-        {"service.storage.bucket", offsetof(reel_config, storage_bucket)},
-        {"service.storage.access_key_id", offsetof(reel_config, storage_access_key_id)},
-        {"service.storage.secret_access_key", offsetof(reel_config, storage_secret_access_key)},
-    };
-    for (size_t i = 0; i < sizeof required / sizeof *required; i++) {
-      if (*(char **)((char *)config + required[i].offset)) continue;
-      unsigned long line = l->service_lines[service_index("service.storage.backend")];
-      return fail(l, line, required[i].key, "required when service.storage.backend is s3");
-    }
+  static const struct {
+    const char *backend, *key;
+    size_t offset;
+  } required[] = {
+      {"s3", "service.storage.bucket", offsetof(reel_config, storage_bucket)},
+      {"s3", "service.storage.access_key_id", offsetof(reel_config, storage_access_key_id)},
+      {"s3", "service.storage.secret_access_key", offsetof(reel_config, storage_secret_access_key)},
+      {"gcs", "service.storage.bucket", offsetof(reel_config, storage_bucket)},
+      {"gcs", "service.storage.credentials_file", offsetof(reel_config, storage_credentials_file)},
+  };
+  for (size_t i = 0; i < sizeof required / sizeof *required; i++) {
+    if (strcmp(config->storage_backend, required[i].backend) != 0) continue;
+    if (*(char **)((char *)config + required[i].offset)) continue;
+    unsigned long line = l->service_lines[service_index("service.storage.backend")];
+    return fail(l, line, required[i].key, "required when service.storage.backend is %s", required[i].backend);
   }
 
   const json_t *backend = json_object_get(config->pipeline, "default_backend");

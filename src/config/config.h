@@ -60,7 +60,7 @@ typedef struct {
   char *database_path;      /* service.database.path: default "<data_dir>/reel.db" */
 
   /* service.storage: */
-  char *storage_backend;    /* service.storage.backend: "local" (default) */
+  char *storage_backend;    /* service.storage.backend: "local" (default) | "s3" | "gcs" */
   char *storage_prefix;     /* service.storage.prefix: object key prefix, default "reel" */
   char *storage_path;       /* service.storage.path: local root, default "<data_dir>/artifacts" */
   char *storage_bucket;     /* service.storage.bucket (s3, gcs) */

@@ -43,15 +43,26 @@ static size_t write_body(char *data, size_t size, size_t n, void *userdata) {
   return len;
 }
 
+/* Copies the value of header line data[0..len) into out when its name is
+ * name (case-insensitive), trimmed; returns 1 when the name matched. A value
+ * that does not fit leaves out empty when drop_long, else truncated. */
+static int capture_header(const char *data, size_t len, const char *name, char *out, size_t outlen, int drop_long) {
+  size_t n = strlen(name);
+  if (len <= n || strncasecmp(data, name, n) != 0 || data[n] != ':') return 0;
+  size_t start = n + 1, end = len;
+  while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
+  while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ')) end--;
+  if (drop_long && end - start >= outlen) out[0] = '\0';
+  else snprintf(out, outlen, "%.*s", (int)(end - start), data + start);
+  return 1;
+}
+
 static size_t read_header(char *data, size_t size, size_t n, void *userdata) {
   reel_http_client_response *resp = userdata;
   size_t len = size * n;
-  if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
-    size_t start = 5, end = len;
-    while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
-    while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ')) end--;
-    snprintf(resp->etag, sizeof resp->etag, "%.*s", (int)(end - start), data + start);
-  }
+  if (!capture_header(data, len, "etag", resp->etag, sizeof resp->etag, 0) &&
+      !capture_header(data, len, "location", resp->location, sizeof resp->location, 1))
+    capture_header(data, len, "range", resp->range, sizeof resp->range, 1);
   return len;
 }
 

@@ -28,6 +28,8 @@ typedef struct {
   long status;           /* HTTP status, 0 when no response arrived */
   reel_buf body;         /* first 1 MiB of the body */
   char etag[160];        /* ETag response header, if any */
+  char location[4096];   /* Location header, if any ("" when absent or longer than this; may be signed: never log it) */
+  char range[96];        /* Range response header, if any (GCS resumable uploads: "bytes=0-N") */
   int transport_error;   /* a connection, TLS or timeout failure (no response) */
 } reel_http_client_response;
 

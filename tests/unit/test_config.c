@@ -342,8 +342,12 @@ static void test_backends(void) {
                "reel.yaml:5: service.database.backend: postgres is not yet supported (use sqlite)");
   EXPECT_ERROR(AUTH "  database:\n    backend: mysql\n",
                "reel.yaml:5: service.database.backend: expected sqlite, got \"mysql\"");
+  EXPECT_ERROR(AUTH "  storage:\n    backend: azure\n",
+               "reel.yaml:5: service.storage.backend: expected local, s3 or gcs, got \"azure\"");
   EXPECT_ERROR(AUTH "  storage:\n    backend: gcs\n",
-               "reel.yaml:5: service.storage.backend: gcs is not yet supported (use local or s3)");
+               "reel.yaml:5: service.storage.bucket: required when service.storage.backend is gcs");
+  EXPECT_ERROR(AUTH "  storage:\n    backend: gcs\n    bucket: b\n",
+               "reel.yaml:5: service.storage.credentials_file: required when service.storage.backend is gcs");
   EXPECT_ERROR(AUTH "  storage:\n    backend: s3\n",
                "reel.yaml:5: service.storage.bucket: required when service.storage.backend is s3");
   EXPECT_ERROR(AUTH "  storage:\n    backend: s3\n    bucket: b\n    access_key_id: AKIA\n",
@@ -377,6 +381,14 @@ static void test_backends(void) {
   CHECK_STR(c.command_argv[3], "x.yaml");
   CHECK(c.command_argv[4] == NULL);
   CHECK_STR(json_string_value(json_object_get(c.pipeline, "command")), "  python3\tpipeline.py  --config  x.yaml ");
+  reel_config_free(&c);
+
+  CHECK_INT(load(AUTH "  storage:\n    backend: gcs\n    bucket: reel-artifacts\n    credentials_file: sa.json\n"
+                      "    signed_urls: false\n", &c), 0);
+  CHECK_STR(c.storage_backend, "gcs");
+  CHECK_STR(c.storage_bucket, "reel-artifacts");
+  CHECK_STR(c.storage_credentials_file, "sa.json");
+  CHECK_INT(c.storage_signed_urls, 0);
   reel_config_free(&c);
 }
 
