@@ -16,8 +16,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "common/random.h"
-#include "jobs/jobs.h"
 #include "storage/gcs_sign.h"
 #include "storage/http_client.h"
 #include "storage/storage.h"
@@ -50,20 +48,11 @@ typedef struct {
   long timeout_seconds;
 } gcs_call;
 
-/* The <Code> of a GCS XML error document, for messages. */
-static void error_code(const reel_http_client_response *resp, char *out, size_t n) {
-  out[0] = '\0';
-  const char *b = resp->body.data;
-  const char *start = b ? strstr(b, "<Code>") : NULL;
-  const char *end = start ? strstr(start, "</Code>") : NULL;
-  if (start && end && end - start - 6 < 80) snprintf(out, n, "%.*s", (int)(end - start - 6), start + 6);
-}
-
 /* "GCS answered 403 AccessDenied to PUT gs://bucket/key" (no URL, no signature). */
 static void describe_answer(const gcs_storage *st, const gcs_call *c, const reel_http_client_response *resp,
                             char *err, size_t errlen) {
   char code[96];
-  error_code(resp, code, sizeof code);
+  reel_http_client_error_code(resp, code, sizeof code);
   snprintf(err, errlen, "GCS answered %ld%s%s to %s gs://%s/%s%s", resp->status, code[0] ? " " : "", code,
            c->method, st->bucket, c->object ? c->object : "", c->session ? " (resumable session)" : "");
 }
@@ -135,12 +124,6 @@ static int perform(gcs_storage *st, const gcs_call *c, reel_http_client_response
   return rc;
 }
 
-static void back_off(int attempt) {
-  int64_t delay = reel_jobs_backoff_ms(attempt, 200, 10000, reel_random_unit());
-  struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* Runs a call until it gets a 2xx, fails permanently, or attempts run out. */
 static int call(gcs_storage *st, const gcs_call *c, reel_http_client_response *resp, char *err, size_t errlen) {
   for (int attempt = 1;; attempt++) {
@@ -154,7 +137,7 @@ static int call(gcs_storage *st, const gcs_call *c, reel_http_client_response *r
     }
     reel_log(REEL_LOG_WARN, "storage request failed; retrying", "{s:s, s:i}", "error", err, "attempt", attempt);
     reel_http_client_response_free(resp);
-    back_off(attempt);
+    reel_http_client_back_off(attempt);
   }
 }
 
@@ -226,7 +209,7 @@ static int put_resumable(gcs_storage *st, const char *key, const char *path, int
     }
     reel_log(REEL_LOG_WARN, "storage request failed; asking GCS what it holds and resuming", "{s:s, s:i}", "error", err,
              "attempt", failures);
-    back_off(failures);
+    reel_http_client_back_off(failures);
     ask_status = 1;
   }
   reel_http_client_response_free(&resp);
@@ -315,7 +298,7 @@ static int gcs_check(reel_storage *base, char *err, size_t errlen) {
     snprintf(err, errlen, "bucket %s (service.storage.bucket) is unreachable: %s", st->bucket, why);
   } else if (resp.status < 200 || resp.status >= 300) {
     char code[96];
-    error_code(&resp, code, sizeof code);
+    reel_http_client_error_code(&resp, code, sizeof code);
     snprintf(err, errlen, "bucket %s (service.storage.bucket) answered HTTP %ld%s%s", st->bucket, resp.status,
              code[0] ? " " : "", code);
     rc = REEL_EIO;

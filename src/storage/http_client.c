@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/error.h"
+#include "common/random.h"
 #include "common/redact.h"
+#include "jobs/jobs.h"
 
 int reel_http_client_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : REEL_EIO; }
 
@@ -139,6 +142,20 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
 }
 
 void reel_http_client_response_free(reel_http_client_response *resp) { reel_buf_free(&resp->body); }
+
+void reel_http_client_error_code(const reel_http_client_response *resp, char *out, size_t n) {
+  out[0] = '\0';
+  const char *b = resp->body.data;
+  const char *start = b ? strstr(b, "<Code>") : NULL;
+  const char *end = start ? strstr(start, "</Code>") : NULL;
+  if (start && end && end - start - 6 < 80) snprintf(out, n, "%.*s", (int)(end - start - 6), start + 6);
+}
+
+void reel_http_client_back_off(int attempt) {
+  int64_t delay = reel_jobs_backoff_ms(attempt, 200, 10000, reel_random_unit());
+  struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
 
 int reel_http_client_retryable(const reel_http_client_response *resp) {
   if (resp->transport_error || resp->status == 0) return 1;

@@ -46,4 +46,11 @@ void reel_http_client_response_free(reel_http_client_response *resp);
  * 408, 429 and 5xx. 4xx such as 403 or a missing bucket are permanent. */
 int reel_http_client_retryable(const reel_http_client_response *resp);
 
+/* The <Code> of an XML error document (S3 and the GCS XML API answer with
+ * <Error><Code>…</Code>), or "" when there is none. */
+void reel_http_client_error_code(const reel_http_client_response *resp, char *out, size_t n);
+/* Sleeps before retry number `attempt` (1-based): exponential from 200 ms,
+ * capped at 10 s, with jitter. For worker threads only. */
+void reel_http_client_back_off(int attempt);
+
 #endif

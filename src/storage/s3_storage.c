@@ -17,8 +17,6 @@
 #include "common/encode.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "common/random.h"
-#include "jobs/jobs.h"
 #include "storage/http_client.h"
 #include "storage/sigv4.h"
 #include "storage/storage.h"
@@ -83,15 +81,6 @@ static int digests(const s3_call *c, char sha_hex[65], char md5_b64[32]) {
   if (rc == 0) snprintf(md5_b64, 32, "%s", b64.data);
   reel_buf_free(&b64);
   return rc;
-}
-
-/* The <Code> of an S3 error document, for messages. */
-static void error_code(const reel_http_client_response *resp, char *out, size_t n) {
-  out[0] = '\0';
-  const char *b = resp->body.data;
-  const char *start = b ? strstr(b, "<Code>") : NULL;
-  const char *end = start ? strstr(start, "</Code>") : NULL;
-  if (start && end && end - start - 6 < 80) snprintf(out, n, "%.*s", (int)(end - start - 6), start + 6);
 }
 
 static int perform(s3_storage *st, const s3_call *c, reel_http_client_response *resp, char *err, size_t errlen) {
@@ -161,7 +150,7 @@ static int call(s3_storage *st, const s3_call *c, reel_http_client_response *res
     int retry = rc == REEL_ETIMEOUT || rc == REEL_EIO ? 1 : rc == 0 && reel_http_client_retryable(resp);
     if (rc == 0) {
       char code[96];
-      error_code(resp, code, sizeof code);
+      reel_http_client_error_code(resp, code, sizeof code);
       snprintf(err, errlen, "S3 answered %ld%s%s to %s s3://%s/%s", resp->status, code[0] ? " " : "", code, c->method,
                st->bucket, c->key ? c->key : "");
     }
@@ -171,9 +160,7 @@ static int call(s3_storage *st, const s3_call *c, reel_http_client_response *res
     }
     reel_log(REEL_LOG_WARN, "storage request failed; retrying", "{s:s, s:i}", "error", err, "attempt", attempt);
     reel_http_client_response_free(resp);
-    int64_t delay = reel_jobs_backoff_ms(attempt, 200, 10000, reel_random_unit());
-    struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    reel_http_client_back_off(attempt);
   }
 }
 
@@ -216,20 +203,6 @@ static void *upload_parts(void *arg) {
   }
 }
 
-/* Percent-encodes an UploadId for a query string (they may hold '+', '/', '='). */
-static void encode_query_value(const char *in, char *out, size_t n) {
-  size_t j = 0;
-  for (; *in && j + 4 < n; in++) {
-    unsigned char ch = (unsigned char)*in;
-    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
-        ch == '.' || ch == '~')
-      out[j++] = (char)ch;
-    else
-      j += (size_t)snprintf(out + j, n - j, "%%%02X", ch);
-  }
-  out[j] = '\0';
-}
-
 static int put_multipart(s3_storage *st, const char *key, const char *path, int64_t size, char *err, size_t errlen) {
   reel_http_client_response resp;
   s3_call start = {.method = "POST", .key = key, .query = "uploads=", .body = "", .body_len = 0,
@@ -246,7 +219,15 @@ static int put_multipart(s3_storage *st, const char *key, const char *path, int6
     snprintf(err, errlen, "S3 started a multipart upload without an UploadId");
     return REEL_EIO;
   }
-  encode_query_value(upload_id, encoded, sizeof encoded);
+  char *uri_encoded = NULL;
+  if (reel_sigv4_uri_encode(upload_id, strlen(upload_id), 0, &uri_encoded) != 0 ||
+      strlen(uri_encoded) >= sizeof encoded) {
+    reel_sigv4_free(uri_encoded);
+    snprintf(err, errlen, "S3 returned an UploadId that cannot be used");
+    return REEL_EIO;
+  }
+  snprintf(encoded, sizeof encoded, "%s", uri_encoded);
+  reel_sigv4_free(uri_encoded);
   multipart m = {.st = st, .key = key, .path = path, .upload_id = encoded, .size = size};
   m.n_parts = (int)((size + st->part_size - 1) / st->part_size);
   m.etags = calloc((size_t)m.n_parts, sizeof *m.etags);
@@ -285,7 +266,7 @@ static int put_multipart(s3_storage *st, const char *key, const char *path, int6
   /* S3 may answer 200 with an <Error> body to CompleteMultipartUpload */
   if (rc == 0 && resp.body.data && strstr(resp.body.data, "<Error>")) {
     char code[96];
-    error_code(&resp, code, sizeof code);
+    reel_http_client_error_code(&resp, code, sizeof code);
     snprintf(err, errlen, "S3 refused to complete the multipart upload: %s", code);
     rc = REEL_EIO;
   }
