@@ -14,8 +14,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import reelharness as h
 
@@ -50,11 +48,12 @@ class S3rver:
 
 class FaultProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
     """Forwards to s3rver, keeping the client's Host header (it is signed), and
-    answers 503 to the first `fail_puts` PUT requests."""
+    spoils the first `fail_puts` PUT requests: mode "503" answers 503 SlowDown,
+    mode "reset" reads half the body and drops the connection mid-upload."""
     daemon_threads = True
 
-    def __init__(self, target_port, fail_puts):
-        self.target_port, self.fail_puts, self.failed = target_port, fail_puts, 0
+    def __init__(self, target_port, fail_puts, mode="503"):
+        self.target_port, self.fail_puts, self.failed, self.mode = target_port, fail_puts, 0, mode
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -68,11 +67,16 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
         with self.server.lock:
             inject = self.command == "PUT" and self.server.failed < self.server.fail_puts
             if inject:
                 self.server.failed += 1
+        if inject and self.server.mode == "reset":
+            self.rfile.read(length // 2)
+            self.connection.shutdown(2)  # the connection dies in the middle of the body
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else None
         if inject:
             msg = b"<Error><Code>SlowDown</Code></Error>"
             self.send_response(503)
@@ -113,11 +117,16 @@ def pipeline(tmp, size):
 
 
 def fetch(url):
+    """Downloads url with curl; returns (status, body)."""
+    out = tempfile.NamedTemporaryFile(delete=False)
+    out.close()
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        p = subprocess.run(["curl", "-s", "-o", out.name, "-w", "%{http_code}", url], capture_output=True, text=True,
+                           timeout=60)
+        with open(out.name, "rb") as f:
+            return int(p.stdout or 0), f.read()
+    finally:
+        os.unlink(out.name)
 
 
 def run_job(r, timeout=60):
@@ -176,6 +185,18 @@ def body(c):
             job = run_job(r)
             c.eq(job["status"], "finished", "after 3 answers of 503 the upload is retried and delivered")
             c.eq(proxy.failed, 3, "the proxy did answer 503 three times")
+        proxy.shutdown()
+
+        # --- connections dropped in the middle of two uploads: retried and delivered ---
+        proxy = FaultProxy(s3.port, fail_puts=2, mode="reset")
+        with h.Reeld(service={"storage": storage(proxy.server_address[1])}, pipeline=pipeline(tmp, 300_000)) as r:
+            job = run_job(r)
+            c.eq(job["status"], "finished", "after two connections reset mid-upload the artifact is delivered (%r)"
+                 % job.get("error"))
+            c.eq(proxy.failed, 2, "the proxy did drop two uploads mid-body")
+            _, _, art = r.json("GET", "/v1/jobs/%s/artifact" % job["id"])
+            with open(os.path.join(tmp, "last-300000.bin"), "rb") as f:
+                c.check(fetch(art["url"])[1] == f.read(), "the delivered object is complete")
         proxy.shutdown()
 
         # --- the server down during the upload, then back: the job still finishes ---
