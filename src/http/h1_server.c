@@ -1,7 +1,9 @@
 /* HTTP/1.1 connections on libuv. Each complete request is copied out of the
  * connection buffer into an exchange the request owns, so a handler may answer
  * long after the connection is gone. Requests on one connection are handled
- * one at a time; pipelined bytes wait in the (capped) input buffer. */
+ * one at a time; pipelined bytes wait in the (capped) input buffer. A
+ * connection whose first bytes are the HTTP/2 preface (h2c with prior
+ * knowledge) is handed to an h2_session instead; this file still does its I/O. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -14,6 +16,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "http/h2_session.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
 
@@ -40,6 +43,13 @@ struct reel_http_connection {
   int handles_open;
   uint64_t request_started_ms; /* loop time when the first byte of the current request arrived */
   char remote[64];
+  /* HTTP/2 (prior knowledge): chosen when the first bytes are the preface */
+  int protocol_chosen;   /* the first bytes have been looked at */
+  reel_h2_session *h2;   /* non-NULL: every byte goes to the session, not the HTTP/1.1 parser */
+  reel_buf h2_out;
+  uv_write_t h2_write;
+  int h2_writing;
+  int h2_close_after_write;
 };
 
 struct exchange {
@@ -61,6 +71,9 @@ struct exchange {
 static void conn_close(reel_http_connection *c);
 static void conn_try_parse(reel_http_connection *c);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void h2_pump(reel_http_connection *c);
+static int h2_choose(reel_http_connection *c);
+static void h2_received(reel_http_connection *c);
 
 static void exchange_free(exchange *ex) {
   free(ex->raw);
@@ -77,8 +90,20 @@ static const reel_http_transport h1_transport = {.send = transport_send, .free =
 
 /* ---- timers ---- */
 
+static void arm_timer(reel_http_connection *c);
+
 static void on_timeout(uv_timer_t *t) {
   reel_http_connection *c = t->data;
+  if (c->h2) {
+    /* a request with the handler keeps the connection; a stalled write or idleness does not */
+    if (!c->h2_writing && reel_h2_session_handling(c->h2) > 0) {
+      arm_timer(c);
+      return;
+    }
+    if (c->h2_writing) reel_log(REEL_LOG_INFO, "write stalled", "{s:s}", "remote", c->remote);
+    conn_close(c);
+    return;
+  }
   if (c->state == CONN_READING) {
     if (c->in.len > 0)
       reel_log(REEL_LOG_INFO, "request timeout", "{s:s}", "remote", c->remote);
@@ -92,6 +117,10 @@ static void on_timeout(uv_timer_t *t) {
 static void arm_timer(reel_http_connection *c) {
   if (c->closing) return;
   uint64_t timeout = c->srv->idle_timeout_ms;
+  if (c->h2) {
+    uv_timer_start(&c->timer, on_timeout, timeout, 0);
+    return;
+  }
   if (c->state == CONN_READING && c->in.len > 0 && !c->parse.head_complete) {
     uint64_t elapsed = uv_now(c->srv->loop) - c->request_started_ms;
     timeout = elapsed >= c->srv->header_timeout_ms ? 1 : c->srv->header_timeout_ms - elapsed;
@@ -148,6 +177,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     /* EOF or error: finish any response in flight, then close */
     stop_reading(c);
+    if (c->h2) {
+      conn_close(c); /* streams still with the handler are detached */
+      return;
+    }
     if (c->state == CONN_READING) conn_close(c);
     else c->keep_alive = 0;
     return;
@@ -157,6 +190,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   c->in.len += (size_t)nread;
   c->in.data[c->in.len] = '\0';
   if (c->in.len >= c->in.max) stop_reading(c);
+  if (!c->protocol_chosen && h2_choose(c) != 0) return;
+  if (c->h2) {
+    h2_received(c);
+    return;
+  }
   if (c->state == CONN_READING) conn_try_parse(c);
 }
 
@@ -437,6 +475,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   srv->n_connections--;
   if (c->parse_started) reel_h1_request_free(&c->parse);
   reel_buf_free(&c->in);
+  reel_buf_free(&c->h2_out);
   free(c);
   check_drained(srv);
 }
@@ -449,6 +488,10 @@ static void conn_close(reel_http_connection *c) {
     c->current = NULL;
     if (c->state == CONN_HANDLING) reel_http_request_detach(&ex->req);
     ex->conn = NULL; /* WRITING: on_write frees it */
+  }
+  if (c->h2) {
+    reel_h2_session_free(c->h2); /* detaches streams still with the handler */
+    c->h2 = NULL;
   }
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -565,9 +608,103 @@ void reel_http_server_shutdown(reel_http_server *srv) {
   reel_http_connection *c = srv->connections;
   while (c) {
     reel_http_connection *next = c->next;
-    if (c->state == CONN_READING && c->in.len == 0) conn_close(c);
+    if (c->h2) {
+      reel_h2_session_shutdown(c->h2); /* GOAWAY; accepted streams finish */
+      h2_pump(c);
+    } else if (c->state == CONN_READING && c->in.len == 0) conn_close(c);
     else c->keep_alive = 0;
     c = next;
   }
   check_drained(srv);
+}
+
+/* ---- HTTP/2 with prior knowledge ---- */
+
+static void h2_on_write(uv_write_t *w, int status) {
+  reel_http_connection *c = w->data;
+  c->h2_writing = 0;
+  if (c->closing) return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  arm_timer(c);
+  h2_pump(c);
+}
+
+/* Writes what the session has to send (one write in flight at a time); closes
+ * the connection once the session wants no more I/O. */
+static void h2_pump(reel_http_connection *c) {
+  if (c->closing || !c->h2 || c->h2_writing) return;
+  reel_buf_reset(&c->h2_out);
+  if (reel_h2_session_send(c->h2, &c->h2_out, 65536) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->h2_out.len > 0) {
+    uv_buf_t b = uv_buf_init(c->h2_out.data, (unsigned)c->h2_out.len);
+    c->h2_write.data = c;
+    c->h2_writing = 1;
+    arm_timer(c);
+    if (uv_write(&c->h2_write, (uv_stream_t *)&c->tcp, &b, 1, h2_on_write) != 0) {
+      c->h2_writing = 0;
+      conn_close(c);
+    }
+    return;
+  }
+  if (c->h2_close_after_write || !reel_h2_session_want_io(c->h2)) conn_close(c);
+}
+
+static void h2_on_output(void *io) { h2_pump(io); }
+
+/* Looks at the first bytes of a connection: the HTTP/2 preface switches it to
+ * an HTTP/2 session, anything else stays HTTP/1.1. Returns nonzero while a
+ * prefix of the preface is all there is (wait for more). */
+static int h2_choose(reel_http_connection *c) {
+  size_t n = c->in.len < REEL_H2_PREFACE_LEN ? c->in.len : REEL_H2_PREFACE_LEN;
+  if (memcmp(c->in.data, REEL_H2_PREFACE, n) != 0) {
+    c->protocol_chosen = 1;
+    return 0;
+  }
+  if (n < REEL_H2_PREFACE_LEN) {
+    arm_timer(c);
+    return 1;
+  }
+  c->protocol_chosen = 1;
+  reel_http_server *srv = c->srv;
+  reel_h2_config cfg = {
+      .max_header_bytes = srv->limits.max_header_bytes,
+      .max_body_bytes = srv->limits.max_body_bytes,
+      .handler = srv->handler,
+      .app = srv->app,
+      .extra_header_name = srv->extra_header_name,
+      .extra_header_value = srv->extra_header_value,
+      .remote = c->remote,
+      .on_output = h2_on_output,
+      .io = c,
+  };
+  c->h2 = reel_h2_session_new(&cfg);
+  if (!c->h2) {
+    conn_close(c);
+    return 1;
+  }
+  reel_buf_init(&c->h2_out, (size_t)1 << 20);
+  if (srv->shutting_down) reel_h2_session_shutdown(c->h2);
+  return 0;
+}
+
+/* Feeds everything read so far to the session, then sends its answer. */
+static void h2_received(reel_http_connection *c) {
+  int rc = reel_h2_session_recv(c->h2, c->in.data, c->in.len);
+  reel_buf_reset(&c->in);
+  if (c->closing) return;
+  if (rc != 0) {
+    reel_h2_session_terminate(c->h2, rc == REEL_ENOMEM);
+    c->h2_close_after_write = 1;
+    stop_reading(c);
+  } else {
+    start_reading(c);
+  }
+  arm_timer(c);
+  h2_pump(c);
 }
