@@ -308,7 +308,6 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   char err[512] = "";
   memset(&app, 0, sizeof app);
   app.cfg = cfg;
-  app.cli_prompt = cli_prompt;
   app.loop = uv_default_loop();
   app.runs_workers = strcmp(cfg->mode, "api") != 0;
   signal(SIGPIPE, SIG_IGN);
@@ -405,7 +404,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     return 1;
   }
   if (app.runs_workers &&
-      reel_scheduler_start(&app.scheduler, app.loop, &app.jobs, cfg, app.storage, err, sizeof err) != 0) {
+      reel_scheduler_start(&app.scheduler, app.loop, &app.jobs, cfg, cli_prompt, app.storage, err, sizeof err) != 0) {
     fprintf(stderr, "reeld: %s\n", err);
     return 1;
   }

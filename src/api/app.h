@@ -24,7 +24,6 @@ typedef struct {
   unsigned char token_digests[REEL_MAX_TOKENS][32]; /* SHA-256 of each bearer token */
   int n_tokens;
   char *docs_dir;
-  const char *cli_prompt;       /* reeld --prompt, for the effective-config precedence */
 } reel_app;
 
 /* Route parameters captured from the path ({id}, {name}, {asset}). */

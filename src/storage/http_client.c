@@ -91,7 +91,6 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  int has_body = req->file_path || req->body;
   if (req->file_path) {
     src.file = fopen(req->file_path, "rb");
     if (!src.file || fseeko(src.file, req->file_offset, SEEK_SET) != 0) {
@@ -123,7 +122,6 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
   } else if (strcmp(req->method, "GET") != 0) {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
   }
-  (void)has_body;
   CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
   if (src.file) fclose(src.file);

@@ -605,7 +605,7 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
   uv_timer_init(s->loop, &r->timeout_timer);
   r->timeout_timer.data = r;
 
-  json_t *effective = reel_config_effective(s->cfg->pipeline, NULL, job->prompt);
+  json_t *effective = reel_config_effective(s->cfg->pipeline, s->cli_prompt, job->prompt);
   char config_path[4300], err[512];
   int rc = effective ? reel_scheduler_prepare_workspace(r->workspace, effective, config_path, sizeof config_path,
                                                         err, sizeof err)
@@ -739,11 +739,12 @@ static void clear_work_dir(const char *work_dir) {
 }
 
 int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
-                         reel_storage *storage, char *err, size_t errlen) {
+                         const char *cli_prompt, reel_storage *storage, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->jobs = jobs;
   s->cfg = cfg;
+  s->cli_prompt = cli_prompt;
   s->storage = storage;
   char host[64] = "host";
   gethostname(host, sizeof host - 1);

@@ -18,6 +18,7 @@ typedef struct {
   uv_loop_t *loop;
   reel_jobs *jobs;
   const reel_config *cfg;
+  const char *cli_prompt;    /* reeld --prompt, or NULL */
   reel_storage *storage;
   char worker_id[64];
   char *work_dir;            /* data_dir/work */
@@ -30,9 +31,10 @@ typedef struct {
   void *on_stopped_data;
 } reel_scheduler;
 
-/* Starts claiming jobs. work_dir is created if missing. */
+/* Starts claiming jobs. work_dir is created if missing. cli_prompt is reeld's
+ * --prompt (or NULL), the middle layer of each job's effective config. */
 int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
-                         reel_storage *storage, char *err, size_t errlen);
+                         const char *cli_prompt, reel_storage *storage, char *err, size_t errlen);
 /* Tells the scheduler a job may be waiting (after a submit). */
 void reel_scheduler_poke(reel_scheduler *s);
 /* Stops the run of job_id if this scheduler has it; it ends as canceled. */
