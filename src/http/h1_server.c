@@ -60,7 +60,6 @@ struct exchange {
   reel_buf body;    /* decoded body (moved from the parser) */
   int head_method;
   int keep_alive;
-  int status;
   reel_buf out;     /* serialized head + in-memory body */
   uv_write_t write_req;
   int file_fd;
@@ -243,24 +242,6 @@ fail:
   exchange_free(ex);
 }
 
-static void access_log(exchange *ex) {
-  reel_http_request *r = &ex->req;
-  char method[16], path[512];
-  snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
-  snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
-  const reel_log_field fields[] = {
-      {.key = "method", .type = REEL_LOG_STR, .str = method},
-      {.key = "path", .type = REEL_LOG_STR, .str = path},
-      {.key = "route", .type = REEL_LOG_STR, .str = r->route ? r->route : "-"},
-      {.key = "status", .type = REEL_LOG_INT, .num = ex->status},
-      {.key = "duration_ms", .type = REEL_LOG_MS, .ms = (double)(reel_mono_ns() - r->start_ns) / 1e6},
-      {.key = "protocol", .type = REEL_LOG_STR, .str = reel_http_protocol_name(r->protocol)},
-      {.key = "request_id", .type = REEL_LOG_STR, .str = r->request_id},
-      {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
-  };
-  reel_log_fields(REEL_LOG_INFO, "request", fields, (int)(sizeof fields / sizeof *fields));
-}
-
 static void finish_exchange(reel_http_connection *c, exchange *ex) {
   int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
   c->current = NULL;
@@ -280,10 +261,7 @@ static void finish_exchange(reel_http_connection *c, exchange *ex) {
 static void transport_send(reel_http_request *req, reel_http_response *resp) {
   exchange *ex = (exchange *)req;
   reel_http_connection *c = ex->conn;
-  ex->status = resp->status;
-  reel_metrics_http_observe(reel_metrics_route(req->route ? req->route : "other"), resp->status,
-                            (double)(reel_mono_ns() - req->start_ns) / 1e9);
-  access_log(ex);
+  reel_http_request_finished(req, resp->status);
   reel_buf_init(&ex->out, (size_t)65 << 20);
   int64_t length = resp->file_fd >= 0 ? resp->file_length : (int64_t)resp->body.len;
   int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;

@@ -51,7 +51,6 @@ struct h2_stream {
   int responded;  /* response submitted */
   int closed;     /* nghttp2 closed the stream */
   /* response data */
-  int status;
   reel_buf out;
   size_t out_pos;
   int file_fd;
@@ -197,24 +196,6 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
   return (ssize_t)n;
 }
 
-static void access_log(h2_stream *st) {
-  reel_http_request *r = &st->req;
-  char method[16], path[512];
-  snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
-  snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
-  const reel_log_field fields[] = {
-      {.key = "method", .type = REEL_LOG_STR, .str = method},
-      {.key = "path", .type = REEL_LOG_STR, .str = path},
-      {.key = "route", .type = REEL_LOG_STR, .str = r->route ? r->route : "-"},
-      {.key = "status", .type = REEL_LOG_INT, .num = st->status},
-      {.key = "duration_ms", .type = REEL_LOG_MS, .ms = (double)(reel_mono_ns() - r->start_ns) / 1e6},
-      {.key = "protocol", .type = REEL_LOG_STR, .str = reel_http_protocol_name(r->protocol)},
-      {.key = "request_id", .type = REEL_LOG_STR, .str = r->request_id},
-      {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
-  };
-  reel_log_fields(REEL_LOG_INFO, "request", fields, (int)(sizeof fields / sizeof *fields));
-}
-
 /* Header fields HTTP/2 forbids (connection-specific, RFC 9113 section 8.2.2). */
 static int connection_specific(const char *name) {
   static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
@@ -232,12 +213,9 @@ static void lowercase(char *s) {
 static void transport_send(reel_http_request *req, reel_http_response *resp) {
   h2_stream *st = (h2_stream *)req;
   reel_h2_session *s = st->session;
-  st->status = resp->status;
   st->handling = 0;
   if (s) s->handling--;
-  reel_metrics_http_observe(reel_metrics_route(req->route ? req->route : "other"), resp->status,
-                            (double)(reel_mono_ns() - req->start_ns) / 1e9);
-  access_log(st);
+  reel_http_request_finished(req, resp->status);
   if (!s || st->closed) {
     /* the stream ended while the handler ran (it was not detached: same tick) */
     reel_http_response_free(resp);

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/log.h"
+#include "metrics/metrics.h"
 
 reel_slice reel_http_request_header(const reel_http_request *req, const char *name) {
   for (int i = 0; i < req->n_headers; i++)
@@ -169,6 +172,25 @@ void reel_http_send_problem_with_headers(reel_http_request *req, int status, con
 }
 
 void reel_http_request_detach(reel_http_request *req) { req->detached = 1; }
+
+void reel_http_request_finished(const reel_http_request *r, int status) {
+  double seconds = (double)(reel_mono_ns() - r->start_ns) / 1e9;
+  reel_metrics_http_observe(reel_metrics_route(r->route ? r->route : "other"), status, seconds);
+  char method[16], path[512];
+  snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
+  snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
+  const reel_log_field fields[] = {
+      {.key = "method", .type = REEL_LOG_STR, .str = method},
+      {.key = "path", .type = REEL_LOG_STR, .str = path},
+      {.key = "route", .type = REEL_LOG_STR, .str = r->route ? r->route : "-"},
+      {.key = "status", .type = REEL_LOG_INT, .num = status},
+      {.key = "duration_ms", .type = REEL_LOG_MS, .ms = seconds * 1000.0},
+      {.key = "protocol", .type = REEL_LOG_STR, .str = reel_http_protocol_name(r->protocol)},
+      {.key = "request_id", .type = REEL_LOG_STR, .str = r->request_id},
+      {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
+  };
+  reel_log_fields(REEL_LOG_INFO, "request", fields, (int)(sizeof fields / sizeof *fields));
+}
 
 const char *reel_http_reason(int status) {
   switch (status) {

@@ -98,6 +98,12 @@ void reel_http_send_problem_with_headers(reel_http_request *req, int status, con
 /* Marks the request as abandoned by its connection: a later send frees it. */
 void reel_http_request_detach(reel_http_request *req);
 
+/* Records a request whose response is being sent, for every protocol alike:
+ * the request metrics and the access log line (method, path without query,
+ * route, status, duration, protocol, request_id, remote). Front ends call it
+ * once per response. */
+void reel_http_request_finished(const reel_http_request *req, int status);
+
 /* Standard reason phrase for a status code ("Unknown" if none). */
 const char *reel_http_reason(int status);
 /* Name of a protocol as logged: "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3". */
