@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-dev
-            libsqlite3-dev libgnutls28-dev libcurl4-gnutls-dev libnghttp2-dev nodejs npm
+            libsqlite3-dev libgnutls28-dev libcurl4-gnutls-dev libnghttp2-dev
+            libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev gnutls-bin nodejs npm
             ffmpeg espeak-ng fonts-dejavu-core)   # the built-in renderer (pipeline.default_backend: local)
-test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client)
+test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client
+           ngtcp2-client caddy)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi
