@@ -6,6 +6,7 @@
  * by yaml_tree.c. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -36,6 +37,7 @@ typedef enum {
   VALUE_BOOLEAN, /* int: true/false/yes/no */
   VALUE_LISTEN,  /* listen[]/n_listen: one address or a list of them */
   VALUE_TOKENS,  /* tokens[]/n_tokens: a list of bearer tokens */
+  VALUE_PROXIES, /* trusted_proxies[]/n_trusted_proxies: IP addresses or CIDR networks */
 } value_type;
 
 typedef struct {
@@ -78,6 +80,14 @@ static const service_key service_keys[] = {
     CHOICE("service.mode", mode, "both", "api|worker|both", NULL),
     SECTION("service.auth"),
     {.name = "service.auth.tokens", .type = VALUE_TOKENS, .secret = 1},
+    SECTION("service.tls"),
+    STRING("service.tls.cert_file", tls_cert_file, NULL),
+    STRING("service.tls.key_file", tls_key_file, NULL),
+    {.name = "service.trusted_proxies", .type = VALUE_PROXIES},
+    SECTION("service.quic"),
+    BOOLEAN("service.quic.retry", quic_retry, 1),
+    INTEGER("service.quic.max_streams", quic_max_streams, 100, 1, 10000),
+    SECONDS("service.quic.handshake_timeout_seconds", quic_handshake_timeout_seconds, 10, 0, 600, 1),
     INTEGER("service.workers", workers, 2, 0, 256),
     INTEGER("service.max_queue_depth", max_queue_depth, 1000, 1, NO_MAXIMUM),
     INTEGER("service.max_attempts", max_attempts, 3, 1, 100),
@@ -185,6 +195,7 @@ typedef struct {
   unsigned long service_line;                     /* where service: starts, 0 if absent */
   unsigned long service_lines[SERVICE_KEY_COUNT]; /* where each key was set, 0 if not */
   unsigned long pipeline_lines[PIPELINE_KEY_COUNT];
+  unsigned long listen_lines[REEL_MAX_LISTEN];
 } loader;
 
 /* Writes "NAME:LINE: KEY: message" (or "NAME:LINE: message" without a key). */
@@ -439,6 +450,8 @@ static int unknown_service_key(loader *l, const char *parent, const reel_yaml_no
 }
 
 static int check_listen_address(loader *l, const reel_yaml_node *node, const char *key);
+static int split_listen_address(const char *text, size_t length, reel_listen_scheme *scheme,
+                                const char **host, size_t *host_length, long *port);
 static int load_service_section(loader *l, const reel_yaml_node *mapping, const char *parent);
 
 static void *field_of(reel_config *config, const service_key *entry) {
@@ -566,6 +579,12 @@ static int load_listen(loader *l, const service_key *entry, const reel_yaml_node
     if (rc) return rc;
     char *text;
     if ((rc = copy_text(l, item, key, &text))) return rc;
+    const char *host;
+    size_t host_length;
+    long port;
+    split_listen_address(text, strlen(text), &config->listen_scheme[config->n_listen], &host, &host_length,
+                         &port);
+    l->listen_lines[config->n_listen] = item->line;
     config->listen[config->n_listen++] = text;
   }
   return 0;
@@ -599,6 +618,61 @@ static int load_tokens(loader *l, const service_key *entry, const reel_yaml_node
     int rc = copy_text(l, item, key, &text);
     if (rc) return rc;
     config->tokens[config->n_tokens++] = text;
+  }
+  return 0;
+}
+
+/* 1 if text is an IPv4/IPv6 address, optionally with a /PREFIX in range. */
+static int is_address_or_network(const char *text) {
+  char address[64];
+  const char *slash = strchr(text, '/');
+  size_t length = slash ? (size_t)(slash - text) : strlen(text);
+  if (length == 0 || length >= sizeof address) return 0;
+  memcpy(address, text, length);
+  address[length] = '\0';
+  unsigned char binary[16];
+  int bits;
+  if (inet_pton(AF_INET, address, binary) == 1) bits = 32;
+  else if (inet_pton(AF_INET6, address, binary) == 1) bits = 128;
+  else return 0;
+  if (!slash) return 1;
+  const char *digits = slash + 1;
+  if (!*digits || strlen(digits) > 3) return 0;
+  for (const char *c = digits; *c; c++)
+    if (!is_digit(*c)) return 0;
+  return atoi(digits) <= bits;
+}
+
+static int load_proxies(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  reel_config *config = l->config;
+  if (value->kind != REEL_YAML_SEQUENCE)
+    return fail(l, value->line, entry->name,
+                "expected a list of proxy addresses or networks, such as [127.0.0.1, 10.0.0.0/8], got %s",
+                value->kind == REEL_YAML_MAPPING ? "a mapping" : "a single value (write it as [address])");
+  if (value->count > REEL_MAX_PROXIES)
+    return fail(l, value->line, entry->name, "at most %d entries are allowed, got %zu", REEL_MAX_PROXIES,
+                value->count);
+  for (size_t i = 0; i < value->count; i++) {
+    const reel_yaml_node *item = value->children[i];
+    char key[PATH_SIZE];
+    extend_path(key, sizeof key, entry->name, NULL, i);
+    char *text;
+    if (item->kind != REEL_YAML_SCALAR || is_null(item)) {
+      char shown[96];
+      describe_value(item, 0, shown, sizeof shown);
+      return fail(l, item->line, key, "expected an IP address or CIDR network, got %s", shown);
+    }
+    int rc = copy_text(l, item, key, &text);
+    if (rc) return rc;
+    if (!is_address_or_network(text)) {
+      char shown[96];
+      describe_value(item, 0, shown, sizeof shown);
+      free(text);
+      return fail(l, item->line, key,
+                  "expected an IP address (10.0.0.5, ::1) or a CIDR network (10.0.0.0/8, fd00::/8), got %s",
+                  shown);
+    }
+    config->trusted_proxies[config->n_trusted_proxies++] = text;
   }
   return 0;
 }
@@ -639,6 +713,8 @@ static int load_service_value(loader *l, const service_key *entry, const reel_ya
       return load_listen(l, entry, value);
     case VALUE_TOKENS:
       return load_tokens(l, entry, value);
+    case VALUE_PROXIES:
+      return load_proxies(l, entry, value);
   }
   return 0;
 }
@@ -659,12 +735,16 @@ static int load_service_section(loader *l, const reel_yaml_node *mapping, const 
   return 0;
 }
 
-/* Splits an address into host (brackets kept for IPv6) and port. Returns 0 if
- * it is "HOST:PORT", "http://HOST:PORT" or "[IPV6]:PORT". */
-static int split_listen_address(const char *text, size_t length, const char **host,
-                                size_t *host_length, long *port) {
+/* Splits an address into scheme, host (brackets kept for IPv6) and port.
+ * Returns 0 if it is [SCHEME://]HOST:PORT or [SCHEME://][IPV6]:PORT with
+ * SCHEME http (the default), https or h3. */
+static int split_listen_address(const char *text, size_t length, reel_listen_scheme *scheme,
+                                const char **host, size_t *host_length, long *port) {
   const char *end = text + length;
+  *scheme = REEL_LISTEN_HTTP;
   if (length >= 7 && strncmp(text, "http://", 7) == 0) text += 7;
+  else if (length >= 8 && strncmp(text, "https://", 8) == 0) text += 8, *scheme = REEL_LISTEN_HTTPS;
+  else if (length >= 5 && strncmp(text, "h3://", 5) == 0) text += 5, *scheme = REEL_LISTEN_H3;
   const char *colon;
   if (text < end && *text == '[') {
     const char *close = memchr(text, ']', (size_t)(end - text));
@@ -702,16 +782,12 @@ static int check_listen_address(loader *l, const reel_yaml_node *node, const cha
   const char *host;
   size_t host_length;
   long port;
+  reel_listen_scheme scheme;
   if (node->kind == REEL_YAML_SCALAR &&
-      split_listen_address(node->text, node->length, &host, &host_length, &port) == 0)
+      split_listen_address(node->text, node->length, &scheme, &host, &host_length, &port) == 0)
     return 0;
   char shown[96];
   describe_value(node, 0, shown, sizeof shown);
-  if (node->kind == REEL_YAML_SCALAR && strncmp(node->text, "https://", 8) == 0)
-    return fail(l, node->line, key,
-                "https listeners are not supported, got %s "
-                "(listen on http:// and terminate TLS at the edge proxy)",
-                shown);
   if (node->kind == REEL_YAML_SCALAR && node->length > 0 && node->length <= 5 &&
       is_integer_text(node->text, node->length) && is_digit(node->text[0]))
     return fail(l, node->line, key,
@@ -719,7 +795,8 @@ static int check_listen_address(loader *l, const reel_yaml_node *node, const cha
                 "(write 127.0.0.1:%s for this machine only, 0.0.0.0:%s for all interfaces)",
                 shown, node->text, node->text);
   return fail(l, node->line, key,
-              "expected HOST:PORT, http://HOST:PORT or [IPV6]:PORT with a port from 0 to 65535, got %s",
+              "expected HOST:PORT, http://HOST:PORT, https://HOST:PORT or h3://HOST:PORT (IPv6 as "
+              "[ADDRESS]:PORT) with a port from 0 to 65535, got %s",
               shown);
 }
 
@@ -995,15 +1072,31 @@ static int finish(loader *l) {
     return rc;
   if (!config->storage_path && (rc = join_path(l, config->data_dir, "artifacts", &config->storage_path)))
     return rc;
+  int tls_listener = -1;
+  for (int i = 0; i < config->n_listen; i++)
+    if (config->listen_scheme[i] != REEL_LISTEN_HTTP && tls_listener < 0) tls_listener = i;
+  if (tls_listener >= 0 && (!config->tls_cert_file || !config->tls_key_file)) {
+    unsigned long line = l->listen_lines[tls_listener];
+    if (!line) line = l->service_lines[service_index("service.listen")];
+    return fail(l, line, "service.listen",
+                "%s needs service.tls.cert_file and service.tls.key_file (PEM files; "
+                "scripts/dev-cert.sh makes a development pair)",
+                config->listen[tls_listener]);
+  }
   if (!config->public_base_url) {
+    /* the first TCP listener, else the QUIC one (same host and port over https) */
+    int chosen = 0;
+    for (int i = config->n_listen - 1; i >= 0; i--)
+      if (config->listen_scheme[i] != REEL_LISTEN_H3) chosen = i;
     const char *host;
     size_t host_length;
     long port;
-    int usable = split_listen_address(config->listen[0], strlen(config->listen[0]), &host,
+    reel_listen_scheme scheme;
+    int usable = split_listen_address(config->listen[chosen], strlen(config->listen[chosen]), &scheme, &host,
                                       &host_length, &port) == 0 &&
                  port != 0;
-    if (usable &&
-        asprintf(&config->public_base_url, "http://%.*s:%ld", (int)host_length, host, port) < 0) {
+    if (usable && asprintf(&config->public_base_url, "%s://%.*s:%ld", scheme == REEL_LISTEN_HTTP ? "http" : "https",
+                           (int)host_length, host, port) < 0) {
       config->public_base_url = NULL;
       return out_of_memory(l);
     }
@@ -1060,6 +1153,7 @@ static int apply_defaults(reel_config *config) {
       case VALUE_SECTION:
       case VALUE_LISTEN:
       case VALUE_TOKENS:
+      case VALUE_PROXIES:
         break;
     }
   }
@@ -1155,6 +1249,7 @@ void reel_config_free(reel_config *cfg) {
   }
   for (int i = 0; i < cfg->n_listen && i < REEL_MAX_LISTEN; i++) free(cfg->listen[i]);
   for (int i = 0; i < cfg->n_tokens && i < REEL_MAX_TOKENS; i++) free(cfg->tokens[i]);
+  for (int i = 0; i < cfg->n_trusted_proxies && i < REEL_MAX_PROXIES; i++) free(cfg->trusted_proxies[i]);
   if (cfg->command_argv)
     for (int i = 0; cfg->command_argv[i]; i++) free(cfg->command_argv[i]);
   free(cfg->command_argv);

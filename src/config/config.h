@@ -18,13 +18,31 @@
 
 #define REEL_MAX_LISTEN 8
 #define REEL_MAX_TOKENS 32
+#define REEL_MAX_PROXIES 32
+
+/* What a service.listen entry serves. */
+typedef enum {
+  REEL_LISTEN_HTTP,  /* http://: HTTP/1.1 and h2c with prior knowledge (cleartext) */
+  REEL_LISTEN_HTTPS, /* https://: TLS over TCP, ALPN h2 and http/1.1 */
+  REEL_LISTEN_H3,    /* h3://: HTTP/3 over QUIC (UDP) */
+} reel_listen_scheme;
 
 typedef struct {
   char *path;               /* the file this came from (for messages) */
 
   /* service: */
-  char *listen[REEL_MAX_LISTEN]; /* "127.0.0.1:8000" or "http://127.0.0.1:8000"; a scalar or a list in YAML */
+  char *listen[REEL_MAX_LISTEN]; /* "http://HOST:PORT" (also plain "HOST:PORT"), "https://HOST:PORT"
+                                    or "h3://HOST:PORT"; a scalar or a list in YAML */
+  reel_listen_scheme listen_scheme[REEL_MAX_LISTEN]; /* parsed from each listen[i] */
   int n_listen;
+  char *tls_cert_file;      /* service.tls.cert_file: PEM chain, required by https:// and h3:// */
+  char *tls_key_file;       /* service.tls.key_file: PEM private key */
+  char *trusted_proxies[REEL_MAX_PROXIES]; /* service.trusted_proxies: IPs or CIDRs whose
+                                              X-Forwarded-For/-Proto are believed */
+  int n_trusted_proxies;
+  int quic_retry;           /* service.quic.retry: Retry address validation, default true */
+  int quic_max_streams;     /* service.quic.max_streams: concurrent request streams, default 100 */
+  double quic_handshake_timeout_seconds; /* service.quic.handshake_timeout_seconds, default 10 */
   char *data_dir;           /* default "./var"; relative paths are relative to the process cwd */
   char *mode;               /* "both" (default) | "api" | "worker" */
   char *tokens[REEL_MAX_TOKENS]; /* service.auth.tokens: bearer tokens (required, non-empty list) */

@@ -207,21 +207,58 @@ static void test_listen_forms(void) {
   CHECK_STR(c.listen[2], "[::]:8002");
   reel_config_free(&c);
 
+  CHECK_INT(load(AUTH "  listen: [http://127.0.0.1:80, 'https://[::1]:8443', h3://0.0.0.0:8443]\n"
+                      "  tls: {cert_file: /etc/reel/cert.pem, key_file: /etc/reel/key.pem}\n"
+                      "  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, 'fd00::/8']\n",
+                 &c),
+            0);
+  CHECK_INT(c.n_listen, 3);
+  CHECK_INT(c.listen_scheme[0], REEL_LISTEN_HTTP);
+  CHECK_INT(c.listen_scheme[1], REEL_LISTEN_HTTPS);
+  CHECK_INT(c.listen_scheme[2], REEL_LISTEN_H3);
+  CHECK_STR(c.tls_cert_file, "/etc/reel/cert.pem");
+  CHECK_STR(c.tls_key_file, "/etc/reel/key.pem");
+  CHECK_INT(c.n_trusted_proxies, 4);
+  CHECK_STR(c.trusted_proxies[3], "fd00::/8");
+  CHECK_STR(c.public_base_url, "http://127.0.0.1:80");
+  CHECK_INT(c.quic_retry, 1);
+  CHECK_INT(c.quic_max_streams, 100);
+  reel_config_free(&c);
+
+  /* the default public URL follows the first TCP listener's scheme */
+  CHECK_INT(load(AUTH "  listen: [h3://localhost:8443, https://localhost:8443]\n"
+                      "  tls: {cert_file: c.pem, key_file: k.pem}\n",
+                 &c),
+            0);
+  CHECK_STR(c.public_base_url, "https://localhost:8443");
+  reel_config_free(&c);
+
   CHECK_INT(load(AUTH "  listen: [localhost:65535]\n", &c), 0);
   CHECK_INT(c.n_listen, 1);
   CHECK_STR(c.listen[0], "localhost:65535");
   reel_config_free(&c);
 
   EXPECT_ERROR(AUTH "  listen: localhost\n",
-               "reel.yaml:4: service.listen: expected HOST:PORT, http://HOST:PORT or [IPV6]:PORT "
-               "with a port from 0 to 65535, got \"localhost\"");
+               "reel.yaml:4: service.listen: expected HOST:PORT, http://HOST:PORT, https://HOST:PORT or "
+               "h3://HOST:PORT (IPv6 as [ADDRESS]:PORT) with a port from 0 to 65535, got \"localhost\"");
   EXPECT_ERROR_PREFIX(AUTH "  listen: 127.0.0.1:65536\n", "reel.yaml:4: service.listen: expected HOST:PORT");
   EXPECT_ERROR_PREFIX(AUTH "  listen: ':8000'\n", "reel.yaml:4: service.listen: expected HOST:PORT");
   EXPECT_ERROR_PREFIX(AUTH "  listen: '127.0.0.1:'\n", "reel.yaml:4: service.listen: expected HOST:PORT");
   EXPECT_ERROR_PREFIX(AUTH "  listen: 127.0.0.1:80/x\n", "reel.yaml:4: service.listen: expected HOST:PORT");
   EXPECT_ERROR_PREFIX(AUTH "  listen: '[::1]8000'\n", "reel.yaml:4: service.listen: expected HOST:PORT");
-  EXPECT_ERROR_PREFIX(AUTH "  listen: https://0.0.0.0:443\n",
-                      "reel.yaml:4: service.listen: https listeners are not supported");
+  EXPECT_ERROR(AUTH "  listen: [http://127.0.0.1:80, https://0.0.0.0:443]\n",
+               "reel.yaml:4: service.listen: https://0.0.0.0:443 needs service.tls.cert_file and "
+               "service.tls.key_file (PEM files; scripts/dev-cert.sh makes a development pair)");
+  EXPECT_ERROR_PREFIX(AUTH "  listen:\n    - 127.0.0.1:80\n    - h3://0.0.0.0:443\n  tls: {cert_file: a.pem}\n",
+                      "reel.yaml:6: service.listen: h3://0.0.0.0:443 needs service.tls.cert_file");
+  EXPECT_ERROR_PREFIX(AUTH "  listen: ftp://0.0.0.0:21\n", "reel.yaml:4: service.listen: expected HOST:PORT");
+  EXPECT_ERROR(AUTH "  trusted_proxies: 10.0.0.1\n",
+               "reel.yaml:4: service.trusted_proxies: expected a list of proxy addresses or networks, such as "
+               "[127.0.0.1, 10.0.0.0/8], got a single value (write it as [address])");
+  EXPECT_ERROR(AUTH "  trusted_proxies: [10.0.0.0/33]\n",
+               "reel.yaml:4: service.trusted_proxies[0]: expected an IP address (10.0.0.5, ::1) or a CIDR "
+               "network (10.0.0.0/8, fd00::/8), got \"10.0.0.0/33\"");
+  EXPECT_ERROR_PREFIX(AUTH "  trusted_proxies: [proxy.local]\n", "reel.yaml:4: service.trusted_proxies[0]: expected an IP");
   EXPECT_ERROR_PREFIX(AUTH "  listen:\n    - 127.0.0.1:8000\n    - nope\n",
                       "reel.yaml:6: service.listen[1]: expected HOST:PORT");
   EXPECT_ERROR(AUTH "  listen: 8000\n",
@@ -246,7 +283,9 @@ static void test_error_lines_and_keys(void) {
   /* unknown keys: a near miss gets a suggestion, anything else the list */
   EXPECT_ERROR(AUTH "  wrokers: 4\n", "reel.yaml:4: service.wrokers: unknown key (did you mean workers?)");
   EXPECT_ERROR_PREFIX(AUTH "  colour: blue\n",
-                      "reel.yaml:4: service.colour: unknown key (known keys: listen, data_dir, mode, auth, workers,");
+                      "reel.yaml:4: service.colour: unknown key (known keys: listen, data_dir, mode, auth, tls, "
+                      "trusted_proxies, quic, workers,");
+  EXPECT_ERROR(AUTH "  tls:\n    cert: a.pem\n", "reel.yaml:5: service.tls.cert: unknown key (known keys: cert_file, key_file)");
   EXPECT_ERROR("service:\n  auth:\n    tokens: [x]\n    users: [y]\n",
                "reel.yaml:4: service.auth.users: unknown key (known keys: tokens)");
   EXPECT_ERROR(AUTH "  database:\n    engine: sqlite\n",
