@@ -233,9 +233,26 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
 
 typedef struct {
   reel_app *app;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   int http_done, workers_done, shutting_down;
 } server_state;
+
+/* SIGHUP: load the TLS certificate and key again. New connections use them;
+ * connections already open finish on the old ones. */
+static void on_reload_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  server_state *s = h->data;
+  if (!s->app->has_tls) {
+    reel_log(REEL_LOG_INFO, "SIGHUP: nothing to reload (no TLS listener)", NULL);
+    return;
+  }
+  char err[1024];
+  if (reel_tls_context_reload(&s->app->tls, err, sizeof err) != 0)
+    reel_log(REEL_LOG_ERROR, "TLS reload failed; the previous certificate stays in use", "{s:s}", "error", err);
+  else
+    reel_log(REEL_LOG_INFO, "TLS certificate reloaded", "{s:s, s:i}", "cert_file", s->app->tls.cert_path, "reloads",
+             s->app->tls.reloads);
+}
 
 static void maybe_exit(server_state *s) {
   if (!s->http_done || !s->workers_done) return;
@@ -243,6 +260,7 @@ static void maybe_exit(server_state *s) {
   reel_jobs_close(&s->app->jobs);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
 static void http_drained(void *data) {
@@ -362,20 +380,32 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.http.header_timeout_ms = (uint64_t)(cfg->header_timeout_seconds * 1000);
   app.http.idle_timeout_ms = (uint64_t)(cfg->idle_timeout_seconds * 1000);
   app.http.max_connections = cfg->max_connections;
-  char base_url[300] = "";
   for (int i = 0; i < cfg->n_listen; i++) {
+    if (cfg->listen_scheme[i] == REEL_LISTEN_HTTP || app.has_tls) continue;
+    if (reel_tls_context_init(&app.tls, cfg->tls_cert_file, cfg->tls_key_file, err, sizeof err) != 0) {
+      fprintf(stderr, "reeld: %s (in %s)\n", err, cfg->path);
+      return 1;
+    }
+    app.has_tls = 1;
+    app.http.tls = &app.tls;
+  }
+  char base_url[300] = "";
+  int base_listener = -1;
+  for (int i = 0; i < cfg->n_listen; i++) {
+    if (cfg->listen_scheme[i] == REEL_LISTEN_H3) continue; /* QUIC: below */
     int port = 0;
     if (reel_http_server_listen(&app.http, cfg->listen[i], &port, err, sizeof err) != 0) {
       fprintf(stderr, "reeld: %s (service.listen in %s)\n", err, cfg->path);
       return 1;
     }
+    int https = cfg->listen_scheme[i] == REEL_LISTEN_HTTPS;
     reel_log(REEL_LOG_INFO, "listening", "{s:s, s:i, s:s}", "address", cfg->listen[i], "port", port, "protocol",
-             "HTTP/1.1");
-    if (i == 0 && !cfg->public_base_url) {
-      const char *a = cfg->listen[0];
-      if (strncmp(a, "http://", 7) == 0) a += 7;
+             https ? "HTTP/1.1+HTTP/2 over TLS" : "HTTP/1.1+h2c");
+    if (base_listener < 0 && !cfg->public_base_url) {
+      base_listener = i;
+      const char *a = strstr(cfg->listen[i], "://") ? strstr(cfg->listen[i], "://") + 3 : cfg->listen[i];
       const char *colon = strrchr(a, ':');
-      snprintf(base_url, sizeof base_url, "http://%.*s:%d", (int)(colon - a), a, port);
+      snprintf(base_url, sizeof base_url, "%s://%.*s:%d", https ? "https" : "http", (int)(colon - a), a, port);
     }
   }
   const char *public_base = cfg->public_base_url ? cfg->public_base_url : base_url;
@@ -414,6 +444,9 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   state.sigterm.data = state.sigint.data = &state;
   uv_signal_start(&state.sigterm, on_stop_signal, SIGTERM);
   uv_signal_start(&state.sigint, on_stop_signal, SIGINT);
+  uv_signal_init(app.loop, &state.sighup);
+  state.sighup.data = &state;
+  uv_signal_start(&state.sighup, on_reload_signal, SIGHUP);
   reel_log(REEL_LOG_INFO, "started", "{s:s, s:s, s:i, s:s}", "version", REEL_VERSION, "mode", cfg->mode, "workers",
            cfg->workers, "backend", cfg->default_backend);
 
@@ -421,6 +454,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.storage->ops->close(app.storage);
   free(app.scheduler.work_dir);
   free(app.docs_dir);
+  if (app.has_tls) reel_tls_context_free(&app.tls);
   uv_loop_close(app.loop);
   close(lock_fd);
   return 0;

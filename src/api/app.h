@@ -20,6 +20,8 @@ typedef struct {
   reel_scheduler scheduler;
   int runs_workers;             /* this process runs jobs (mode both or worker) */
   reel_http_server http;
+  reel_tls_context tls;         /* service.tls, loaded when an https:// or h3:// listener is configured */
+  int has_tls;
   unsigned char signing_key[32];
   unsigned char token_digests[REEL_MAX_TOKENS][32]; /* SHA-256 of each bearer token */
   int n_tokens;

@@ -18,6 +18,7 @@
 #include "common/random.h"
 #include "http/h2_session.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "metrics/metrics.h"
 
 #define FILE_CHUNK (256 * 1024)
@@ -50,7 +51,23 @@ struct reel_http_connection {
   uv_write_t h2_write;
   int h2_writing;
   int h2_close_after_write;
+  /* TLS (https:// listeners): ciphertext flows through tls_in/tls_out, c->in holds plaintext */
+  gnutls_session_t tls;
+  reel_tls_credentials *tls_creds;
+  int tls_handshaken;
+  int tls_eof;          /* the peer sent close_notify */
+  reel_buf tls_in;      /* received ciphertext not yet read by GnuTLS (from tls_in_pos) */
+  size_t tls_in_pos;
+  reel_buf tls_out;     /* ciphertext GnuTLS produced, not yet written */
 };
+
+/* One write of ciphertext; completes the caller's write request, if any. */
+typedef struct {
+  uv_write_t write;
+  reel_buf data;
+  uv_write_t *user;
+  uv_write_cb user_cb;
+} tls_write;
 
 struct exchange {
   reel_http_request req; /* first: the transport casts back */
@@ -73,6 +90,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void h2_pump(reel_http_connection *c);
 static int h2_choose(reel_http_connection *c);
 static void h2_received(reel_http_connection *c);
+static void conn_received(reel_http_connection *c, size_t before);
+static int conn_write(reel_http_connection *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+static void tls_received(reel_http_connection *c);
+static int tls_start(reel_http_connection *c);
+static int tls_has_input(reel_http_connection *c);
 
 static void exchange_free(exchange *ex) {
   free(ex->raw);
@@ -103,7 +125,10 @@ static void on_timeout(uv_timer_t *t) {
     conn_close(c);
     return;
   }
-  if (c->state == CONN_READING) {
+  if (c->tls && !c->tls_handshaken) {
+    reel_log(REEL_LOG_INFO, "TLS handshake timeout", "{s:s}", "remote", c->remote);
+    conn_close(c);
+  } else if (c->state == CONN_READING) {
     if (c->in.len > 0)
       reel_log(REEL_LOG_INFO, "request timeout", "{s:s}", "remote", c->remote);
     conn_close(c);
@@ -120,7 +145,9 @@ static void arm_timer(reel_http_connection *c) {
     uv_timer_start(&c->timer, on_timeout, timeout, 0);
     return;
   }
-  if (c->state == CONN_READING && c->in.len > 0 && !c->parse.head_complete) {
+  if (c->tls && !c->tls_handshaken) {
+    timeout = c->srv->header_timeout_ms; /* a handshake must finish like a request head */
+  } else if (c->state == CONN_READING && c->in.len > 0 && !c->parse.head_complete) {
     uint64_t elapsed = uv_now(c->srv->loop) - c->request_started_ms;
     timeout = elapsed >= c->srv->header_timeout_ms ? 1 : c->srv->header_timeout_ms - elapsed;
   } else if (c->state == CONN_HANDLING) {
@@ -135,6 +162,28 @@ static void arm_timer(reel_http_connection *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   reel_http_connection *c = h->data;
+  if (c->tls) {
+    /* ciphertext: read at most one buffer ahead of what GnuTLS has taken */
+    size_t want = 65536;
+    if (c->tls_in.len + want > c->tls_in.max || reel_buf_append(&c->tls_in, "", 0) != 0) {
+      buf->base = NULL;
+      buf->len = 0;
+      return;
+    }
+    if (c->tls_in.cap < c->tls_in.len + want + 1) {
+      char *p = realloc(c->tls_in.data, c->tls_in.len + want + 1);
+      if (!p) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+      }
+      c->tls_in.data = p;
+      c->tls_in.cap = c->tls_in.len + want + 1;
+    }
+    buf->base = c->tls_in.data + c->tls_in.len;
+    buf->len = want;
+    return;
+  }
   size_t room = c->in.max - c->in.len;
   if (room > 65536) room = 65536;
   if (room == 0 || reel_buf_append(&c->in, "", 0) != 0) {
@@ -159,7 +208,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void start_reading(reel_http_connection *c) {
-  if (c->reading || c->closing) return;
+  if (c->reading || c->closing || c->tls_eof) return;
   if (c->in.len >= c->in.max) return;
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
 }
@@ -173,6 +222,10 @@ static void stop_reading(reel_http_connection *c) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   reel_http_connection *c = stream->data;
+  if (nread == UV_ENOBUFS) { /* input buffers full: wait until they drain */
+    stop_reading(c);
+    return;
+  }
   if (nread < 0) {
     /* EOF or error: finish any response in flight, then close */
     stop_reading(c);
@@ -185,8 +238,21 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0) return;
-  if (c->state == CONN_READING && c->in.len == 0) c->request_started_ms = uv_now(c->srv->loop);
+  if (c->tls) {
+    c->tls_in.len += (size_t)nread;
+    tls_received(c);
+    return;
+  }
+  size_t before = c->in.len;
   c->in.len += (size_t)nread;
+  conn_received(c, before);
+}
+
+/* Plaintext bytes were appended to c->in (it held `before` bytes): hand them
+ * to the HTTP/2 session or the HTTP/1.1 parser. */
+static void conn_received(reel_http_connection *c, size_t before) {
+  if (c->closing || c->in.len == before) return;
+  if (c->state == CONN_READING && before == 0) c->request_started_ms = uv_now(c->srv->loop);
   c->in.data[c->in.len] = '\0';
   if (c->in.len >= c->in.max) stop_reading(c);
   if (!c->protocol_chosen && h2_choose(c) != 0) return;
@@ -232,7 +298,7 @@ static void write_more(exchange *ex) {
   uv_buf_t b = uv_buf_init(ex->chunk, (unsigned)got);
   ex->write_req.data = ex;
   arm_timer(c);
-  if (uv_write(&ex->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) goto fail;
+  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) goto fail;
   return;
 fail:
   /* the head promised more bytes than we can send: the only honest end is a close */
@@ -255,6 +321,10 @@ static void finish_exchange(reel_http_connection *c, exchange *ex) {
   if (c->in.len > 0) c->request_started_ms = uv_now(c->srv->loop);
   start_reading(c);
   arm_timer(c);
+  if (c->tls && tls_has_input(c)) {
+    tls_received(c); /* ciphertext that waited for room in c->in */
+    return;
+  }
   conn_try_parse(c);
 }
 
@@ -297,7 +367,7 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
   uv_buf_t b = uv_buf_init(ex->out.data, (unsigned)ex->out.len);
   ex->write_req.data = ex;
   arm_timer(c);
-  if (uv_write(&ex->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
     c->current = NULL;
     conn_close(c);
     exchange_free(ex);
@@ -372,7 +442,8 @@ static void conn_try_parse(reel_http_connection *c) {
       static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       c->sent_continue = 1;
       uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
-      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      if (c->tls) conn_write(c, NULL, &b, 1, NULL);
+      else uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
     start_reading(c);
     arm_timer(c);
@@ -454,6 +525,10 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   if (c->parse_started) reel_h1_request_free(&c->parse);
   reel_buf_free(&c->in);
   reel_buf_free(&c->h2_out);
+  if (c->tls) gnutls_deinit(c->tls);
+  reel_tls_credentials_release(c->tls_creds);
+  reel_buf_free(&c->tls_in);
+  reel_buf_free(&c->tls_out);
   free(c);
   check_drained(srv);
 }
@@ -470,6 +545,14 @@ static void conn_close(reel_http_connection *c) {
   if (c->h2) {
     reel_h2_session_free(c->h2); /* detaches streams still with the handler */
     c->h2 = NULL;
+  }
+  if (c->tls && c->tls_handshaken) {
+    /* best effort close_notify, so clients can tell a close from a truncation */
+    gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    if (c->tls_out.len > 0) {
+      uv_buf_t b = uv_buf_init(c->tls_out.data, (unsigned)c->tls_out.len);
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
   }
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -516,6 +599,12 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (c->next) c->next->prev = c;
   srv->connections = c;
   srv->n_connections++;
+  int index = (int)((uv_tcp_t *)listener - srv->listeners);
+  if (srv->listener_tls[index] && tls_start(c) != 0) {
+    reel_log(REEL_LOG_ERROR, "cannot start a TLS session", "{s:s}", "remote", c->remote);
+    conn_close(c);
+    return;
+  }
   start_reading(c);
   arm_timer(c);
 }
@@ -538,7 +627,13 @@ int reel_http_server_listen(reel_http_server *srv, const char *address, int *por
     return REEL_EINVAL;
   }
   const char *a = address;
+  int tls = 0;
   if (strncmp(a, "http://", 7) == 0) a += 7;
+  else if (strncmp(a, "https://", 8) == 0) a += 8, tls = 1;
+  if (tls && !srv->tls) {
+    snprintf(err, errlen, "%s needs TLS credentials (service.tls)", address);
+    return REEL_EINVAL;
+  }
   char host[256];
   const char *colon = strrchr(a, ':');
   if (!colon || colon == a) {
@@ -575,6 +670,7 @@ int reel_http_server_listen(reel_http_server *srv, const char *address, int *por
   uv_tcp_getsockname(l, (struct sockaddr *)&bound, &blen);
   *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                             : ((struct sockaddr_in *)&bound)->sin_port);
+  srv->listener_tls[srv->n_listeners] = tls;
   srv->n_listeners++;
   return 0;
 }
@@ -624,7 +720,7 @@ static void h2_pump(reel_http_connection *c) {
     c->h2_write.data = c;
     c->h2_writing = 1;
     arm_timer(c);
-    if (uv_write(&c->h2_write, (uv_stream_t *)&c->tcp, &b, 1, h2_on_write) != 0) {
+    if (conn_write(c, &c->h2_write, &b, 1, h2_on_write) != 0) {
       c->h2_writing = 0;
       conn_close(c);
     }
@@ -685,4 +781,184 @@ static void h2_received(reel_http_connection *c) {
   }
   arm_timer(c);
   h2_pump(c);
+}
+
+/* ---- TLS (https:// listeners) ----
+ * GnuTLS runs over memory: the pull function hands it ciphertext read by
+ * libuv (tls_in), the push function collects what it produces (tls_out),
+ * and tls_flush hands that to uv_write in order. */
+
+/* 1 if ciphertext or decrypted bytes wait inside the TLS layer. */
+static int tls_has_input(reel_http_connection *c) {
+  return c->tls_in.len > c->tls_in_pos || gnutls_record_check_pending(c->tls) > 0;
+}
+
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len) {
+  reel_http_connection *c = ptr;
+  size_t have = c->tls_in.len - c->tls_in_pos;
+  if (have == 0) {
+    gnutls_transport_set_errno(c->tls, EAGAIN);
+    return -1;
+  }
+  if (len > have) len = have;
+  memcpy(data, c->tls_in.data + c->tls_in_pos, len);
+  c->tls_in_pos += len;
+  return (ssize_t)len;
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len) {
+  reel_http_connection *c = ptr;
+  if (reel_buf_append(&c->tls_out, data, len) != 0) {
+    gnutls_transport_set_errno(c->tls, ENOMEM);
+    return -1;
+  }
+  return (ssize_t)len;
+}
+
+static void tls_on_write(uv_write_t *w, int status) {
+  tls_write *tw = w->data;
+  if (tw->user_cb) tw->user_cb(tw->user, status);
+  reel_buf_free(&tw->data);
+  free(tw);
+}
+
+/* Writes the ciphertext collected so far; user (may be NULL) completes when
+ * it is written. Returns 0 or a libuv error (then user_cb is not called). */
+static int tls_flush(reel_http_connection *c, uv_write_t *user, uv_write_cb user_cb) {
+  if (c->tls_out.len == 0 && !user) return 0;
+  tls_write *tw = calloc(1, sizeof *tw);
+  if (!tw) return UV_ENOMEM;
+  tw->data = c->tls_out; /* moved */
+  reel_buf_init(&c->tls_out, c->tls_out.max);
+  tw->user = user;
+  tw->user_cb = user_cb;
+  tw->write.data = tw;
+  uv_buf_t b = uv_buf_init(tw->data.data ? tw->data.data : "", (unsigned)tw->data.len);
+  int rc = uv_write(&tw->write, (uv_stream_t *)&c->tcp, &b, 1, tls_on_write);
+  if (rc != 0) {
+    reel_buf_free(&tw->data);
+    free(tw);
+  }
+  return rc;
+}
+
+/* Writes bufs on the connection, encrypted when it is TLS; cb(req) runs when
+ * they are written. With TLS, req may be NULL (no completion wanted). */
+static int conn_write(reel_http_connection *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb) {
+  if (!c->tls) return uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, cb);
+  for (unsigned i = 0; i < n; i++) {
+    size_t done = 0;
+    while (done < bufs[i].len) {
+      ssize_t rc = gnutls_record_send(c->tls, bufs[i].base + done, bufs[i].len - done);
+      if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) continue; /* push never blocks */
+      if (rc < 0) return UV_EPROTO;
+      done += (size_t)rc;
+    }
+  }
+  return tls_flush(c, req, cb);
+}
+
+static int tls_start(reel_http_connection *c) {
+  reel_http_server *srv = c->srv;
+  reel_buf_init(&c->tls_in, 256 * 1024);
+  reel_buf_init(&c->tls_out, (size_t)64 << 20);
+  if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) != GNUTLS_E_SUCCESS) {
+    c->tls = NULL;
+    return REEL_ENOMEM;
+  }
+  c->tls_creds = reel_tls_credentials_acquire(srv->tls);
+  static const gnutls_datum_t protocols[] = {{(unsigned char *)"h2", 2}, {(unsigned char *)"http/1.1", 8}};
+  if (gnutls_priority_set(c->tls, srv->tls->priority_tcp) != GNUTLS_E_SUCCESS ||
+      gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, reel_tls_credentials_get(c->tls_creds)) !=
+          GNUTLS_E_SUCCESS ||
+      gnutls_alpn_set_protocols(c->tls, protocols, 2, GNUTLS_ALPN_SERVER_PRECEDENCE) != GNUTLS_E_SUCCESS)
+    return REEL_EIO;
+  gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_IGNORE);
+  gnutls_transport_set_ptr(c->tls, c);
+  gnutls_transport_set_pull_function(c->tls, tls_pull);
+  gnutls_transport_set_push_function(c->tls, tls_push);
+  return 0;
+}
+
+/* Ciphertext arrived (or room opened in c->in): go on with the handshake,
+ * decrypt as much as c->in can take, and pass the plaintext on. */
+static void tls_received(reel_http_connection *c) {
+  if (c->closing) return;
+  if (!c->tls_handshaken) {
+    int rc = gnutls_handshake(c->tls);
+    if (rc < 0 && rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
+      /* tell the client why (e.g. protocol_version), written now since the close follows at once */
+      reel_log(REEL_LOG_INFO, "TLS handshake failed", "{s:s, s:s}", "remote", c->remote, "error",
+               gnutls_strerror(rc));
+      gnutls_alert_send_appropriate(c->tls, rc);
+      if (c->tls_out.len > 0) {
+        uv_buf_t b = uv_buf_init(c->tls_out.data, (unsigned)c->tls_out.len);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      }
+      c->tls_handshaken = 0;
+      conn_close(c);
+      return;
+    }
+    if (tls_flush(c, NULL, NULL) != 0) {
+      conn_close(c);
+      return;
+    }
+    if (rc < 0) { /* GNUTLS_E_AGAIN: wait for more of the client's flight */
+      reel_buf_consume(&c->tls_in, c->tls_in_pos);
+      c->tls_in_pos = 0;
+      return;
+    }
+    c->tls_handshaken = 1;
+    gnutls_datum_t alpn;
+    if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) == GNUTLS_E_SUCCESS &&
+        !(alpn.size == 2 && memcmp(alpn.data, "h2", 2) == 0))
+      c->protocol_chosen = 1; /* http/1.1 negotiated: no HTTP/2 on this connection */
+    arm_timer(c);
+  }
+  int eof = 0;
+  for (;;) {
+    size_t before = c->in.len;
+    while (c->in.len < c->in.max) {
+      size_t room = c->in.max - c->in.len;
+      if (room > 65536) room = 65536;
+      if (c->in.cap < c->in.len + room + 1) {
+        char *p = realloc(c->in.data, c->in.len + room + 1);
+        if (!p) break;
+        c->in.data = p;
+        c->in.cap = c->in.len + room + 1;
+      }
+      ssize_t n = gnutls_record_recv(c->tls, c->in.data + c->in.len, room);
+      if (n > 0) {
+        c->in.len += (size_t)n;
+        continue;
+      }
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) break;
+      if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+        eof = 1;
+        break;
+      }
+      if (gnutls_error_is_fatal((int)n)) {
+        reel_log(REEL_LOG_INFO, "TLS error", "{s:s, s:s}", "remote", c->remote, "error", gnutls_strerror((int)n));
+        tls_flush(c, NULL, NULL);
+        conn_close(c);
+        return;
+      }
+    }
+    reel_buf_consume(&c->tls_in, c->tls_in_pos);
+    c->tls_in_pos = 0;
+    if (tls_flush(c, NULL, NULL) != 0) { /* key updates, alerts */
+      conn_close(c);
+      return;
+    }
+    if (c->in.len >= c->in.max) stop_reading(c); /* resumed when the parser or session frees room */
+    if (c->in.len > before) conn_received(c, before);
+    /* an HTTP/2 session empties c->in each time: go on while input is buffered */
+    if (eof || c->closing || !c->h2 || c->in.len >= c->in.max || !tls_has_input(c)) break;
+  }
+  if (eof && !c->closing) {
+    c->tls_eof = 1;
+    stop_reading(c);
+    if (c->h2 || c->state == CONN_READING) conn_close(c);
+    else c->keep_alive = 0;
+  }
 }

@@ -10,6 +10,7 @@
 
 #include "http/h1_parser.h"
 #include "http/request.h"
+#include "http/tls.h"
 
 #define REEL_HTTP_MAX_LISTENERS 8
 
@@ -28,7 +29,11 @@ typedef struct {
   /* Extra header added to every response (e.g. Alt-Svc), or NULL. */
   const char *extra_header_name, *extra_header_value;
 
+  /* Credentials for https:// listeners (set before listening on one). */
+  reel_tls_context *tls;
+
   uv_tcp_t listeners[REEL_HTTP_MAX_LISTENERS];
+  int listener_tls[REEL_HTTP_MAX_LISTENERS];
   int n_listeners;
   reel_http_connection *connections; /* doubly linked list */
   int n_connections;
@@ -39,7 +44,8 @@ typedef struct {
 
 /* Prepares a server; no listener yet. */
 void reel_http_server_init(reel_http_server *srv, uv_loop_t *loop, reel_http_handler handler, void *app);
-/* Listens on "HOST:PORT", "http://HOST:PORT" or "[V6]:PORT". On success
+/* Listens on "HOST:PORT", "http://HOST:PORT", "https://HOST:PORT" (TLS,
+ * ALPN h2 and http/1.1; srv->tls must be set) or "[V6]:PORT". On success
  * writes the bound port to *port (useful with port 0). On failure returns a
  * reel error and a message in err. */
 int reel_http_server_listen(reel_http_server *srv, const char *address, int *port, char *err, size_t errlen);
