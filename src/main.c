@@ -374,6 +374,10 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
              recover.op.failed);
   reel_job_op_cleanup(&recover.op);
 
+  if (reel_proxy_list_parse(&app.proxies, cfg->trusted_proxies, cfg->n_trusted_proxies, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: service.trusted_proxies: %s (in %s)\n", err, cfg->path);
+    return 1;
+  }
   reel_http_server_init(&app.http, app.loop, reel_api_handle, &app);
   app.http.limits.max_header_bytes = cfg->max_header_bytes;
   app.http.limits.max_body_bytes = cfg->max_body_bytes;

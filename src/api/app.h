@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "http/request.h"
+#include "http/forwarded.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
 #include "storage/storage.h"
@@ -22,6 +23,7 @@ typedef struct {
   reel_http_server http;
   reel_tls_context tls;         /* service.tls, loaded when an https:// or h3:// listener is configured */
   int has_tls;
+  reel_proxy_list proxies;      /* service.trusted_proxies */
   unsigned char signing_key[32];
   unsigned char token_digests[REEL_MAX_TOKENS][32]; /* SHA-256 of each bearer token */
   int n_tokens;

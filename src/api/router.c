@@ -91,6 +91,8 @@ static int token_ok(reel_app *app, reel_http_request *req) {
 
 void reel_api_handle(reel_http_request *req, void *data) {
   reel_app *app = data;
+  if (!req->scheme) req->scheme = req->protocol == REEL_HTTP_3 ? "https" : "http";
+  reel_forwarded_apply(req, &app->proxies);
   reel_route_params params;
   int path_matched = 0;
   char allow[128] = "";

@@ -412,6 +412,7 @@ static void send_parse_error(reel_http_connection *c, int rc) {
   r->start_ns = reel_mono_ns();
   reel_request_id_new(r->request_id);
   snprintf(r->remote_addr, sizeof r->remote_addr, "%s", c->remote);
+  r->scheme = c->tls ? "https" : "http";
   r->transport = &h1_transport;
   c->keep_alive = 0;
   c->current = ex;
@@ -493,6 +494,7 @@ static void conn_try_parse(reel_http_connection *c) {
   r->start_ns = reel_mono_ns();
   reel_request_id_new(r->request_id);
   snprintf(r->remote_addr, sizeof r->remote_addr, "%s", c->remote);
+  r->scheme = c->tls ? "https" : "http";
   r->transport = &h1_transport;
   reel_h1_request_free(&c->parse);
   c->parse_started = 0;
@@ -754,6 +756,7 @@ static int h2_choose(reel_http_connection *c) {
       .extra_header_name = srv->extra_header_name,
       .extra_header_value = srv->extra_header_value,
       .remote = c->remote,
+      .secure = c->tls != NULL,
       .on_output = h2_on_output,
       .io = c,
   };

@@ -151,6 +151,7 @@ static void stream_dispatch(reel_h2_session *s, h2_stream *st) {
   r->body = (reel_slice){st->body.data ? st->body.data : "", st->body.len};
   reel_request_id_new(r->request_id);
   snprintf(r->remote_addr, sizeof r->remote_addr, "%s", s->cfg.remote ? s->cfg.remote : "");
+  r->scheme = s->cfg.secure ? "https" : "http";
   st->handling = 1;
   s->handling++;
   if (st->error_status == 431) {

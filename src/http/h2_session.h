@@ -31,6 +31,7 @@ typedef struct {
   void *app;
   const char *extra_header_name, *extra_header_value; /* added to every response, or NULL */
   const char *remote;                                 /* peer address for logs ("ip:port") */
+  int secure;                                         /* carried over TLS (the request's scheme is https) */
   /* Called when a response submitted outside reel_h2_session_recv (a handler
    * answering later) left output to send: the owner should call
    * reel_h2_session_send soon. Never called from inside recv or send. */

@@ -188,8 +188,12 @@ void reel_http_request_finished(const reel_http_request *r, int status) {
       {.key = "protocol", .type = REEL_LOG_STR, .str = reel_http_protocol_name(r->protocol)},
       {.key = "request_id", .type = REEL_LOG_STR, .str = r->request_id},
       {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
+      {.key = "scheme", .type = REEL_LOG_STR, .str = r->scheme ? r->scheme : "-"},
+      {.key = "peer", .type = REEL_LOG_STR, .str = r->peer_addr}, /* only when a proxy forwarded the request */
   };
-  reel_log_fields(REEL_LOG_INFO, "request", fields, (int)(sizeof fields / sizeof *fields));
+  int n = (int)(sizeof fields / sizeof *fields);
+  if (!r->peer_addr[0] || strcmp(r->peer_addr, r->remote_addr) == 0) n--;
+  reel_log_fields(REEL_LOG_INFO, "request", fields, n);
 }
 
 const char *reel_http_reason(int status) {

@@ -56,7 +56,10 @@ struct reel_http_request {
   int n_headers;
   reel_slice body;
   char request_id[17];
-  char remote_addr[64];
+  char remote_addr[64];  /* the client: the socket peer, or the X-Forwarded-For client of a trusted proxy */
+  char peer_addr[64];    /* the socket peer ("" until the router fills it in) */
+  const char *scheme;    /* "https" (TLS, QUIC, or X-Forwarded-Proto from a trusted proxy) or "http";
+                            front ends set it, the router defaults it */
   uint64_t start_ns;     /* monotonic, for latency */
   const char *route;     /* route pattern chosen by the router, for logs and metrics */
 
