@@ -234,7 +234,7 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
 typedef struct {
   reel_app *app;
   uv_signal_t sigterm, sigint, sighup;
-  int http_done, workers_done, shutting_down;
+  int http_done, h3_done, workers_done, shutting_down;
 } server_state;
 
 /* SIGHUP: load the TLS certificate and key again. New connections use them;
@@ -255,7 +255,7 @@ static void on_reload_signal(uv_signal_t *h, int signum) {
 }
 
 static void maybe_exit(server_state *s) {
-  if (!s->http_done || !s->workers_done) return;
+  if (!s->http_done || !s->h3_done || !s->workers_done) return;
   reel_log(REEL_LOG_INFO, "stopped", NULL);
   reel_jobs_close(&s->app->jobs);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -266,6 +266,12 @@ static void maybe_exit(server_state *s) {
 static void http_drained(void *data) {
   server_state *s = data;
   s->http_done = 1;
+  maybe_exit(s);
+}
+
+static void h3_drained(void *data) {
+  server_state *s = data;
+  s->h3_done = 1;
   maybe_exit(s);
 }
 
@@ -287,6 +293,8 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
   app->http.on_drained = http_drained;
   app->http.on_drained_data = s;
   reel_http_server_shutdown(&app->http);
+  if (app->h3) reel_h3_server_shutdown(app->h3);
+  else h3_drained(s);
   if (app->runs_workers) reel_scheduler_stop(&app->scheduler, workers_stopped, s);
   else workers_stopped(s);
 }
@@ -321,8 +329,11 @@ static int run_sync(reel_app *app, sync_op *s) {
   return s->result;
 }
 
+static void h3_drained(void *data);
+
 static int serve(reel_config *cfg, const char *cli_prompt) {
   static reel_app app;
+  static server_state state;
   char err[512] = "";
   memset(&app, 0, sizeof app);
   app.cfg = cfg;
@@ -393,6 +404,44 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     app.has_tls = 1;
     app.http.tls = &app.tls;
   }
+  /* QUIC first: TCP responses advertise it (Alt-Svc) */
+  static char alt_svc[64];
+  for (int i = 0; i < cfg->n_listen; i++) {
+    if (cfg->listen_scheme[i] != REEL_LISTEN_H3) continue;
+    if (!app.h3) {
+      reel_h3_config h3 = {
+          .loop = app.loop,
+          .tls = &app.tls,
+          .max_header_bytes = cfg->max_header_bytes,
+          .max_body_bytes = cfg->max_body_bytes,
+          .idle_timeout_ms = (uint64_t)(cfg->idle_timeout_seconds * 1000),
+          .handshake_timeout_ms = (uint64_t)(cfg->quic_handshake_timeout_seconds * 1000),
+          .max_connections = cfg->max_connections,
+          .max_streams_bidi = cfg->quic_max_streams,
+          .require_retry = cfg->quic_retry,
+          .handler = reel_api_handle,
+          .app = &app,
+          .on_drained = h3_drained,
+          .on_drained_data = &state,
+      };
+      if (!(app.h3 = reel_h3_server_new(&h3))) {
+        fprintf(stderr, "reeld: cannot start the HTTP/3 server (out of memory or no randomness)\n");
+        return 1;
+      }
+    }
+    int port = 0;
+    if (reel_h3_server_listen(app.h3, cfg->listen[i], &port, err, sizeof err) != 0) {
+      fprintf(stderr, "reeld: %s (service.listen in %s)\n", err, cfg->path);
+      return 1;
+    }
+    reel_log(REEL_LOG_INFO, "listening", "{s:s, s:i, s:s}", "address", cfg->listen[i], "port", port, "protocol",
+             "HTTP/3 over QUIC");
+    if (!alt_svc[0]) snprintf(alt_svc, sizeof alt_svc, "h3=\":%d\"; ma=86400", port);
+  }
+  if (alt_svc[0]) {
+    app.http.extra_header_name = "Alt-Svc";
+    app.http.extra_header_value = alt_svc;
+  }
   char base_url[300] = "";
   int base_listener = -1;
   for (int i = 0; i < cfg->n_listen; i++) {
@@ -442,7 +491,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     fprintf(stderr, "reeld: %s\n", err);
     return 1;
   }
-  server_state state = {.app = &app};
+  state.app = &app;
   uv_signal_init(app.loop, &state.sigterm);
   uv_signal_init(app.loop, &state.sigint);
   state.sigterm.data = state.sigint.data = &state;
@@ -458,6 +507,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.storage->ops->close(app.storage);
   free(app.scheduler.work_dir);
   free(app.docs_dir);
+  reel_h3_server_free(app.h3);
   if (app.has_tls) reel_tls_context_free(&app.tls);
   uv_loop_close(app.loop);
   close(lock_fd);

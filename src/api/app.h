@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/forwarded.h"
+#include "http/h3_server.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
 #include "storage/storage.h"
@@ -23,6 +24,7 @@ typedef struct {
   reel_http_server http;
   reel_tls_context tls;         /* service.tls, loaded when an https:// or h3:// listener is configured */
   int has_tls;
+  reel_h3_server *h3;           /* the h3:// listeners, or NULL */
   reel_proxy_list proxies;      /* service.trusted_proxies */
   unsigned char signing_key[32];
   unsigned char token_digests[REEL_MAX_TOKENS][32]; /* SHA-256 of each bearer token */
