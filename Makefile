@@ -20,6 +20,7 @@ build:
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps build
+	@scripts/dev-cert.sh --for-config reel.yaml
 	$(BUILD)/reeld --config reel.yaml
 
 test: test-deps build

@@ -2,12 +2,29 @@
 # Makes a development CA and a server certificate signed by it, for reeld's
 # https:// and h3:// listeners (and for Caddy's upstream leg in the tests).
 #   scripts/dev-cert.sh [DIR] [NAME...]
+#   scripts/dev-cert.sh --for-config reel.yaml
+#       (what `make run` does: if the config's service.tls files are missing and
+#       are DIR/server.pem and DIR/server-key.pem, makes them; else does nothing)
 # DIR defaults to ./dev-certs; NAMEs (DNS names or IP addresses) default to
 # localhost 127.0.0.1 ::1. Writes DIR/ca.pem (trust this in clients),
 # DIR/ca-key.pem, DIR/server.pem (leaf + CA chain) and DIR/server-key.pem.
 # Keeps an existing CA and reissues the server certificate; ECDSA P-256 keys.
 # Development only: the CA key sits beside the certificates, unencrypted.
 set -euo pipefail
+if [ "${1:-}" = "--for-config" ]; then
+  config=${2:?usage: scripts/dev-cert.sh --for-config FILE}
+  cert=$(sed -n 's/^[[:space:]]*cert_file:[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1/p' "$config" | head -1)
+  key=$(sed -n 's/^[[:space:]]*key_file:[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1/p' "$config" | head -1)
+  [ -n "$cert" ] && [ -n "$key" ] || exit 0                  # no TLS configured
+  [ -f "$cert" ] && [ -f "$key" ] && exit 0                  # already there
+  if [ "$(basename "$cert")" != server.pem ] || [ "$(basename "$key")" != server-key.pem ] ||
+     [ "$(dirname "$cert")" != "$(dirname "$key")" ]; then
+    echo "dev-cert: $config names $cert and $key, which are missing; put your certificate there" \
+         "(or point service.tls at DIR/server.pem and DIR/server-key.pem to get a development pair)" >&2
+    exit 1
+  fi
+  exec "$0" "$(dirname "$cert")"
+fi
 dir=${1:-dev-certs}
 shift || true
 names=("$@")
