@@ -256,7 +256,8 @@ def lifecycle(c, env, client, alt_svc=True):
     except (ValueError, KeyError):
         c.fail("%s: the slow job was created (got %d %r)" % (name, st, got[:200]))
         return
-    h.wait_for(lambda: env.r.json("GET", "/v1/jobs/" + slow)[2].get("status") == "running", 20)
+    running = h.wait_for(lambda: env.r.json("GET", "/v1/jobs/" + slow)[2].get("status") in ("started", "progress"), 20)
+    c.check(bool(running), "%s: the slow job starts" % name)
     st, _, got = call("POST", "/v1/jobs/%s/cancel" % slow)
     c.eq(st, 200, "%s: POST cancel of a running job -> 200" % name)
     final = {}
@@ -290,6 +291,12 @@ def check_h3(c, env, h3):
     text = (p.stdout + p.stderr).decode("utf-8", "replace")
     c.eq(text.count(":status: 200]"), 20, "20 requests on one QUIC connection all get 200")
     c.check("type=Retry" in text, "the server validates the client's address with a Retry packet first")
+    # more requests than quic.max_streams (100) on one connection: streams wait for credit, none fail
+    p = subprocess.run(["gtlsclient", "--exit-on-all-streams-close", "--no-quic-dump", "--no-http-dump",
+                        "-n", "400", "127.0.0.1", str(env.h3_port), "https://localhost:%d/healthz" % env.h3_port],
+                       capture_output=True, timeout=120)
+    text = (p.stdout + p.stderr).decode("utf-8", "replace")
+    c.eq(text.count(":status: 200]"), 400, "400 requests on one QUIC connection (4x quic.max_streams) all get 200")
 
     # garbage datagrams and a stalled handshake (client loses every packet the server sends)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
