@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "http/stream_head.h"
 #include "metrics/metrics.h"
 
 #define H2_MAX_CONCURRENT_STREAMS 100
@@ -36,16 +37,7 @@ struct h2_stream {
   reel_h2_session *session; /* NULL once detached */
   h2_stream *prev, *next;
   int32_t id;
-  /* request head: "name\0value\0" pairs, located by offsets until dispatch */
-  reel_buf raw;
-  size_t name_off[REEL_H1_MAX_HEADERS], value_off[REEL_H1_MAX_HEADERS];
-  size_t name_len[REEL_H1_MAX_HEADERS], value_len[REEL_H1_MAX_HEADERS];
-  int n_raw;
-  int method_i, path_i, authority_i, host_seen;
-  size_t header_bytes;
-  int error_status; /* 431 or 413 found while receiving */
-  reel_http_header headers[REEL_H1_MAX_HEADERS + 1];
-  reel_buf body;
+  reel_stream_head head; /* fields and body as they arrive */
   int dispatched; /* handed to the handler (or answered with an error) */
   int handling;   /* handler has not answered yet */
   int responded;  /* response submitted */
@@ -73,8 +65,7 @@ static void stream_unlink(h2_stream *st) {
 }
 
 static void stream_free(h2_stream *st) {
-  reel_buf_free(&st->raw);
-  reel_buf_free(&st->body);
+  reel_stream_head_free(&st->head);
   reel_buf_free(&st->out);
   if (st->file_fd >= 0) close(st->file_fd);
   free(st);
@@ -97,9 +88,7 @@ static h2_stream *stream_new(reel_h2_session *s, int32_t id) {
   st->session = s;
   st->id = id;
   st->file_fd = -1;
-  st->method_i = st->path_i = st->authority_i = -1;
-  reel_buf_init(&st->raw, s->cfg.max_header_bytes + 1024);
-  reel_buf_init(&st->body, s->cfg.max_body_bytes);
+  reel_stream_head_init(&st->head, s->cfg.max_header_bytes, s->cfg.max_body_bytes);
   reel_buf_init(&st->out, 0);
   st->next = s->streams;
   if (st->next) st->next->prev = st;
@@ -112,63 +101,18 @@ static h2_stream *stream_new(reel_h2_session *s, int32_t id) {
 
 /* ---- dispatch ---- */
 
-static reel_slice raw_slice(h2_stream *st, size_t off, size_t len) {
-  return (reel_slice){st->raw.data + off, len};
-}
-
 /* Builds the request's slices (the raw buffer no longer grows) and hands it to
  * the handler, or answers the error found while receiving. */
 static void stream_dispatch(reel_h2_session *s, h2_stream *st) {
   if (st->dispatched) return;
   st->dispatched = 1;
   reel_http_request *r = &st->req;
-  r->method = REEL_SLICE_LIT("-");
-  r->path = REEL_SLICE_LIT("-");
-  r->query = (reel_slice){"", 0};
-  int n = 0;
-  for (int i = 0; i < st->n_raw; i++) {
-    reel_slice name = raw_slice(st, st->name_off[i], st->name_len[i]);
-    reel_slice value = raw_slice(st, st->value_off[i], st->value_len[i]);
-    if (i == st->method_i) r->method = value;
-    else if (i == st->path_i) {
-      const char *q = memchr(value.ptr, '?', value.len);
-      r->path = (reel_slice){value.ptr, q ? (size_t)(q - value.ptr) : value.len};
-      if (q) r->query = (reel_slice){q + 1, value.len - (size_t)(q + 1 - value.ptr)};
-    } else if (name.len > 0 && name.ptr[0] != ':') {
-      st->headers[n].name = name;
-      st->headers[n].value = value;
-      n++;
-    }
-  }
-  /* :authority stands in for Host, which HTTP/2 clients usually leave out */
-  if (st->authority_i >= 0 && !st->host_seen) {
-    st->headers[n].name = REEL_SLICE_LIT("host");
-    st->headers[n].value = raw_slice(st, st->value_off[st->authority_i], st->value_len[st->authority_i]);
-    n++;
-  }
-  r->headers = st->headers;
-  r->n_headers = n;
-  r->body = (reel_slice){st->body.data ? st->body.data : "", st->body.len};
   reel_request_id_new(r->request_id);
   snprintf(r->remote_addr, sizeof r->remote_addr, "%s", s->cfg.remote ? s->cfg.remote : "");
   r->scheme = s->cfg.secure ? "https" : "http";
   st->handling = 1;
   s->handling++;
-  if (st->error_status == 431) {
-    r->route = "malformed";
-    reel_http_send_problem(r, 431, "headers-too-large", "Request header fields too large",
-                           "the request head is larger than service.max_header_bytes allows");
-  } else if (st->error_status == 413) {
-    r->route = "malformed";
-    reel_http_send_problem(r, 413, "body-too-large", "Request body too large",
-                           "the request body is larger than service.max_body_bytes allows");
-  } else if (r->path.len == 0 || r->path.ptr[0] != '/') {
-    r->route = "malformed";
-    reel_http_send_problem(r, 400, "malformed-request", "Malformed request",
-                           "HTTP/2 requests need a :path in origin form");
-  } else {
-    s->cfg.handler(r, s->cfg.app);
-  }
+  reel_stream_head_dispatch(&st->head, r, "HTTP/2", s->cfg.handler, s->cfg.app);
 }
 
 /* ---- response ---- */
@@ -287,32 +231,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
   (void)flags, (void)user_data;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0; /* trailers: ignored */
   h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-  if (!st || st->error_status) return 0;
-  st->header_bytes += namelen + valuelen + 4;
-  if (st->header_bytes > st->session->cfg.max_header_bytes || st->n_raw >= REEL_H1_MAX_HEADERS) {
-    st->error_status = 431;
-    return 0;
-  }
-  size_t name_off = st->raw.len;
-  if (reel_buf_append(&st->raw, name, namelen) != 0 || reel_buf_append(&st->raw, "", 1) != 0) goto too_big;
-  size_t value_off = st->raw.len;
-  if (reel_buf_append(&st->raw, value, valuelen) != 0 || reel_buf_append(&st->raw, "", 1) != 0) goto too_big;
-  int i = st->n_raw++;
-  st->name_off[i] = name_off, st->name_len[i] = namelen;
-  st->value_off[i] = value_off, st->value_len[i] = valuelen;
-  if (namelen == 7 && memcmp(name, ":method", 7) == 0) st->method_i = i;
-  else if (namelen == 5 && memcmp(name, ":path", 5) == 0) st->path_i = i;
-  else if (namelen == 10 && memcmp(name, ":authority", 10) == 0) st->authority_i = i;
-  else if (namelen == 4 && memcmp(name, "host", 4) == 0) st->host_seen = 1;
-  else if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
-    unsigned long long cl = 0;
-    for (size_t k = 0; k < valuelen && value[k] >= '0' && value[k] <= '9' && cl < (1ull << 60); k++)
-      cl = cl * 10 + (value[k] - '0');
-    if (cl > st->session->cfg.max_body_bytes) st->error_status = 413; /* known early */
-  }
-  return 0;
-too_big:
-  st->error_status = 431;
+  if (!st || st->head.error_status) return 0;
+  reel_stream_head_add_field(&st->head, name, namelen, value, valuelen, 4);
   return 0;
 }
 
@@ -322,8 +242,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, 
   reel_h2_session *s = user_data;
   h2_stream *st = nghttp2_session_get_stream_user_data(ng, stream_id);
   if (!st || st->dispatched) return 0; /* e.g. after an early 413: discarded */
-  if (reel_buf_append(&st->body, data, len) != 0) {
-    st->error_status = 413;
+  if (reel_stream_head_add_body(&st->head, data, len) != 0) {
     stream_dispatch(s, st);
   }
   return 0;
@@ -334,7 +253,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
   if (!st || st->dispatched) return 0;
-  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || st->error_status) stream_dispatch(s, st);
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || st->head.error_status) stream_dispatch(s, st);
   return 0;
 }
 
