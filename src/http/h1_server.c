@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "http/address.h"
 #include "http/h2_session.h"
 #include "http/server.h"
 #include "http/tls.h"
@@ -581,18 +582,8 @@ static void on_connection(uv_stream_t *listener, int status) {
   uv_tcp_nodelay(&c->tcp, 1);
   struct sockaddr_storage peer;
   int len = sizeof peer;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0) {
-    char ip[48] = "?";
-    int port = 0;
-    if (peer.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
-    } else if (peer.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
-    }
-    snprintf(c->remote, sizeof c->remote, "%s:%d", ip, port);
-  }
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0)
+    reel_address_format((struct sockaddr *)&peer, c->remote, sizeof c->remote);
   /* the buffer holds at most one full request plus framing slack */
   reel_buf_init(&c->in, srv->limits.max_header_bytes + srv->limits.max_body_bytes * 2 + 8192);
   c->keep_alive = 1;
@@ -636,30 +627,13 @@ int reel_http_server_listen(reel_http_server *srv, const char *address, int *por
     snprintf(err, errlen, "%s needs TLS credentials (service.tls)", address);
     return REEL_EINVAL;
   }
-  char host[256];
-  const char *colon = strrchr(a, ':');
-  if (!colon || colon == a) {
-    snprintf(err, errlen, "listen address \"%s\" needs HOST:PORT", address);
-    return REEL_EINVAL;
-  }
-  size_t hlen = (size_t)(colon - a);
-  if (hlen >= sizeof host) hlen = sizeof host - 1;
-  memcpy(host, a, hlen);
-  host[hlen] = '\0';
-  if (host[0] == '[' && hlen >= 2 && host[hlen - 1] == ']') {
-    memmove(host, host + 1, hlen - 2);
-    host[hlen - 2] = '\0';
-  }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-  int gai = getaddrinfo(host, colon + 1, &hints, &res);
-  if (gai != 0) {
-    snprintf(err, errlen, "cannot resolve listen address \"%s\": %s", address, gai_strerror(gai));
-    return REEL_EINVAL;
-  }
+  struct addrinfo *res;
+  int rc = reel_address_resolve_listen(address, SOCK_STREAM, &res, err, errlen);
+  if (rc != 0) return rc;
   uv_tcp_t *l = &srv->listeners[srv->n_listeners];
   uv_tcp_init(srv->loop, l);
   l->data = srv;
-  int rc = uv_tcp_bind(l, res->ai_addr, 0);
+  rc = uv_tcp_bind(l, res->ai_addr, 0);
   freeaddrinfo(res);
   if (rc == 0) rc = uv_listen((uv_stream_t *)l, 1024, on_connection);
   if (rc != 0) {

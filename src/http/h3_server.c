@@ -23,6 +23,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "http/address.h"
 #include "http/h3_session.h"
 
 #define H3_MAX_LISTENERS 8
@@ -106,19 +107,6 @@ static uint64_t now_ns(void) { return uv_hrtime(); }
 
 static socklen_t addr_len(const struct sockaddr *sa) {
   return sa->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6) : (socklen_t)sizeof(struct sockaddr_in);
-}
-
-static void format_addr(const struct sockaddr *sa, char *out, size_t outlen) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (sa->sa_family == AF_INET) {
-    uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof ip);
-    port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof ip);
-    port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-  }
-  snprintf(out, outlen, "%s:%d", ip, port);
 }
 
 /* ---- connection-ID table (chained, keyed hash, grows with its entries) ---- */
@@ -767,7 +755,7 @@ static h3_conn *conn_new(h3_listener *l, const ngtcp2_pkt_hd *hd, const ngtcp2_c
   c->listener = l;
   c->remote_len = addr_len(from);
   memcpy(&c->remote, from, c->remote_len);
-  format_addr(from, c->remote_text, sizeof c->remote_text);
+  reel_address_format(from, c->remote_text, sizeof c->remote_text);
   ngtcp2_connection_close_error_default(&c->last_error);
   c->scid.datalen = H3_SCID_LEN;
   if (gnutls_rnd(GNUTLS_RND_RANDOM, c->scid.data, c->scid.datalen) != 0) {
@@ -1002,28 +990,9 @@ int reel_h3_server_listen(reel_h3_server *s, const char *address, int *port, cha
     snprintf(err, errlen, "too many HTTP/3 listeners (at most %d)", H3_MAX_LISTENERS);
     return REEL_EINVAL;
   }
-  const char *a = address;
-  if (strncmp(a, "h3://", 5) == 0) a += 5;
-  char host[256];
-  const char *colon = strrchr(a, ':');
-  if (!colon || colon == a || colon[1] == '\0') {
-    snprintf(err, errlen, "listen address \"%s\" needs HOST:PORT (e.g. h3://0.0.0.0:8443)", address);
-    return REEL_EINVAL;
-  }
-  size_t hlen = (size_t)(colon - a);
-  if (hlen >= sizeof host) hlen = sizeof host - 1;
-  memcpy(host, a, hlen);
-  host[hlen] = '\0';
-  if (host[0] == '[' && hlen >= 2 && host[hlen - 1] == ']') {
-    memmove(host, host + 1, hlen - 2);
-    host[hlen - 2] = '\0';
-  }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE}, *res;
-  int gai = getaddrinfo(host, colon + 1, &hints, &res);
-  if (gai != 0) {
-    snprintf(err, errlen, "cannot resolve listen address \"%s\": %s", address, gai_strerror(gai));
-    return REEL_EINVAL;
-  }
+  struct addrinfo *res;
+  int rc = reel_address_resolve_listen(address, SOCK_DGRAM, &res, err, errlen);
+  if (rc != 0) return rc;
   h3_listener *l = calloc(1, sizeof *l);
   if (!l) {
     freeaddrinfo(res);
@@ -1033,7 +1002,7 @@ int reel_h3_server_listen(reel_h3_server *s, const char *address, int *port, cha
   l->srv = s;
   uv_udp_init(s->cfg.loop, &l->udp);
   l->udp.data = l;
-  int rc = uv_udp_bind(&l->udp, res->ai_addr, 0);
+  rc = uv_udp_bind(&l->udp, res->ai_addr, 0);
   freeaddrinfo(res);
   int len = sizeof l->local;
   if (rc == 0) rc = uv_udp_getsockname(&l->udp, (struct sockaddr *)&l->local, &len);
