@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps bench bench-render clean
+.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols clean
 
 all: build
 
@@ -35,6 +35,9 @@ test-asan: test-deps
 
 bench: build
 	bench/run.sh
+
+bench-protocols: build  # reel over HTTP/1.1, TLS, h2, h2c, HTTP/3 against Hypercorn
+	bench/protocols.sh
 
 bench-render:  # builds build/reel-render itself (only that target)
 	bench/render.sh
