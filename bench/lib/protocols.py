@@ -24,6 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import cpu_model, version  # noqa: E402  (the machine description bench/run.sh reports too)
 import urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -353,25 +356,6 @@ def sh(*argv):
         return (out.stdout + out.stderr).strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-def version(module):
-    try:
-        import importlib.metadata as md
-        return md.version(module)
-    except Exception:
-        return None
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def git_head(root):
