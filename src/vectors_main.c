@@ -6,7 +6,7 @@
 #include "storage/vectors.h"
 
 static const char usage[] =
-    "usage: reel-vectors aws CASE_DIR...          run AWS SigV4 cases (shared/testdata/aws-sigv4 layout)\n"
+    "usage: reel-vectors aws CASE_DIR...          run AWS SigV4 cases (tests/vectors/aws-sigv4 layout)\n"
     "       reel-vectors gcs FILE.json            run GCS V4 signingV4Tests and postPolicyV4Tests\n"
     "       reel-vectors presign-s3 OPTIONS...    print a presigned S3 URL (see --help of the subcommand)\n"
     "       reel-vectors sign-gcs OPTIONS...      print a V4-signed GCS URL\n";

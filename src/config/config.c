@@ -8,12 +8,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/buf.h"
 #include "common/error.h"
@@ -1207,6 +1209,49 @@ static int read_config_file(const char *path, reel_buf *contents, char *err, siz
   return rc;
 }
 
+/* Whether WORD of pipeline.command is a relative file path to anchor at the
+ * config file's directory: the program when it has a slash, any other word
+ * (not an option, not a template) when that file exists there. */
+static int is_relative_file_word(const char *dir, const char *word, int is_program) {
+  if (word[0] == '\0' || word[0] == '/' || word[0] == '-' || strchr(word, '{')) return 0;
+  if (is_program) return strchr(word, '/') != NULL;
+  char candidate[PATH_MAX];
+  if ((size_t)snprintf(candidate, sizeof candidate, "%s/%s", dir, word) >= sizeof candidate) return 0;
+  struct stat st;
+  return stat(candidate, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The pipeline runs in its job's workspace, so relative file words of
+ * pipeline.command (["python3", "pipeline.py"], ["./run.sh"]) are made
+ * absolute against the directory of the config file that names them. */
+static int anchor_command_paths(reel_config *config, const char *config_path, char *err, size_t errlen) {
+  if (!config->command_argv || config->command_argc == 0) return 0;
+  char *copy = strdup(config_path);
+  if (!copy) return REEL_ENOMEM;
+  char *dir = realpath(dirname(copy), NULL);
+  free(copy);
+  if (!dir) {
+    if (err && errlen) snprintf(err, errlen, "%s: cannot resolve its directory: %s", config_path, strerror(errno));
+    return REEL_ECONFIG;
+  }
+  int rc = 0;
+  for (int i = 0; i < config->command_argc && !rc; i++) {
+    char *word = config->command_argv[i];
+    if (!is_relative_file_word(dir, word, i == 0)) continue;
+    size_t need = strlen(dir) + 1 + strlen(word) + 1;
+    char *absolute = malloc(need);
+    if (!absolute) {
+      rc = REEL_ENOMEM;
+      break;
+    }
+    snprintf(absolute, need, "%s/%s", dir, strncmp(word, "./", 2) == 0 ? word + 2 : word);
+    free(word);
+    config->command_argv[i] = absolute;
+  }
+  free(dir);
+  return rc;
+}
+
 int reel_config_load(const char *path, reel_config *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   reel_buf contents;
@@ -1214,6 +1259,7 @@ int reel_config_load(const char *path, reel_config *out, char *err, size_t errle
   if (rc) return rc;
   rc = reel_config_load_string(contents.data ? contents.data : "", contents.len, path, out, err, errlen);
   reel_buf_free(&contents);
+  if (!rc && (rc = anchor_command_paths(out, path, err, errlen)) != 0) reel_config_free(out);
   return rc;
 }
 

@@ -1,5 +1,5 @@
 /* `reel-vectors aws` runs cases of the AWS SigV4 test suite (the layout of
- * shared/testdata/aws-sigv4/: request.txt, context.json and the expected
+ * tests/vectors/aws-sigv4/: request.txt, context.json and the expected
  * canonical request, string to sign, signature and signed request of both the
  * header and the query form) through storage/sigv4; `reel-vectors
  * presign-s3` prints one presigned S3 URL, for the boto3 cross-check. */

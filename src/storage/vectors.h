@@ -1,5 +1,5 @@
 /* Entry points of `reel-vectors`, the signing conformance runner:
- *   reel-vectors aws CASE_DIR...   AWS SigV4 cases (layout of shared/testdata/aws-sigv4/)
+ *   reel-vectors aws CASE_DIR...   AWS SigV4 cases (layout of tests/vectors/aws-sigv4/)
  *   reel-vectors gcs FILE.json     GCS V4 cases (signingV4Tests and postPolicyV4Tests)
  *   reel-vectors presign-s3 ...    one presigned S3 URL (see below)
  * Each prints a line per failing case and ends with "N passed, M failed";

@@ -4,7 +4,7 @@ and no GCS emulator that checks V4 signatures is packaged for Debian or npm,
 so the fake does what matters to reel and nothing else:
 
   * it verifies every signed request's GOOG4-RSA-SHA256 signature with the
-    public half of the key in shared/testdata/gcs-v4/service-account.json (the
+    public half of the key in tests/vectors/gcs-v4/service-account.json (the
     conformance suite's inactive dummy key), by rebuilding the canonical
     request from what it received (method, path, the query without
     X-Goog-Signature, the signed headers with "host" taken from the Host
@@ -52,7 +52,7 @@ import reelharness as h
 
 BUCKET = "reel-test"
 REFUSED_BUCKET = "reel-forbidden"  # exists, but the key may not write to it
-KEY_PATH = os.path.join(h.SOURCE_DIR, "..", "shared", "testdata", "gcs-v4", "service-account.json")
+KEY_PATH = os.path.join(h.SOURCE_DIR, "tests", "vectors", "gcs-v4", "service-account.json")
 CHUNK_UNIT = 256 * 1024
 MiB = 1024 * 1024
 

@@ -11,7 +11,7 @@ endpoint, several times and lifetimes), this test asks
     delivery API of src/storage/gcs_sign.h);
 
 both with the conformance suite's inactive dummy service-account key
-(shared/testdata/gcs-v4/service-account.json) at the same FIXED time, and
+(tests/vectors/gcs-v4/service-account.json) at the same FIXED time, and
 checks that the two URLs are byte-identical, signature included.
 
 How the SDK is made deterministic and offline: the SDK reads the clock through
@@ -39,7 +39,7 @@ import reelharness as h  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_SCRIPT = os.path.join(HERE, "gcs_signed_url.js")
 SDK_DIR = os.path.join(h.SOURCE_DIR, "tools", "node_modules", "@google-cloud", "storage")
-KEY = os.path.abspath(os.path.join(h.SOURCE_DIR, "..", "shared", "testdata", "gcs-v4", "service-account.json"))
+KEY = os.path.abspath(os.path.join(h.SOURCE_DIR, "tests", "vectors", "gcs-v4", "service-account.json"))
 VECTORS = os.path.join(h.BUILD_DIR, "reel-vectors")
 
 # 2019-02-01T09:00:00Z, the conformance suite's time, and two others.

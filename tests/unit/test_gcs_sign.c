@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "storage/gcs_sign.h"
 
-#define KEY_FILE "../shared/testdata/gcs-v4/service-account.json"
+#define KEY_FILE "tests/vectors/gcs-v4/service-account.json"
 #define EMAIL "test-iam-credentials@dummy-project-id.iam.gserviceaccount.com"
 
 static char *read_file(const char *path) {
