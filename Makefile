@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols clean
+.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols bench-footprint clean
 
 all: build
 
@@ -38,6 +38,9 @@ bench: build
 
 bench-protocols: build  # reel over HTTP/1.1, TLS, h2, h2c, HTTP/3 against Hypercorn
 	bench/protocols.sh
+
+bench-footprint: build  # idle RSS per listener kind, against a Hypercorn worker
+	bench/footprint.sh
 
 bench-render:  # builds build/reel-render itself (only that target)
 	bench/render.sh

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-dev
             libsqlite3-dev libgnutls28-dev libcurl4-gnutls-dev libnghttp2-dev
             libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev gnutls-bin nodejs npm
-            ffmpeg espeak-ng fonts-dejavu-core)   # the built-in renderer (pipeline.default_backend: local)
+            ffmpeg espeak-ng fonts-dejavu-core    # the built-in renderer (pipeline.default_backend: local)
+            fonts-noto-cjk fonts-symbola)         # its CJK and (monochrome) emoji glyphs; see docs/renderer.md
 test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client
            ngtcp2-client caddy)
 

@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -21,9 +22,12 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "common/redact.h"
+#include "http/fd_limit.h"
 #include "metrics/metrics.h"
 #include "storage/http_client.h"
+#include "store/data_dir.h"
 #include "worker/child.h"
+#include "worker/supervise.h"
 
 #define REEL_VERSION "0.1.0"
 
@@ -117,10 +121,11 @@ typedef struct {
   int64_t exit_status;
   int term_signal;
   double grace;
+  size_t max_line; /* service.max_log_line_bytes: lines are redacted, then cut to this */
 } run_once_state;
 
 static void run_line(reel_child *child, const char *line, size_t len, int is_stderr) {
-  (void)child;
+  run_once_state *st = child->data;
   int progress;
   char stage[64], unit[64];
   double amount;
@@ -136,8 +141,8 @@ static void run_line(reel_child *child, const char *line, size_t len, int is_std
   }
   char *clean = NULL;
   reel_buf b;
-  reel_buf_init(&b, len + 256);
-  if (reel_redact(line, len, &b) == 0) clean = b.data;
+  reel_buf_init(&b, st->max_line + 1);
+  if (reel_redact_line(line, len, len >= child->max_line, st->max_line, &b) == 0) clean = b.data;
   fprintf(is_stderr ? stderr : stdout, "%s\n", clean ? clean : "");
   fflush(is_stderr ? stderr : stdout);
   reel_buf_free(&b);
@@ -192,13 +197,14 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
                                             workspace, err, sizeof err);
   json_decref(effective);
   uv_loop_t *loop = uv_default_loop();
-  run_once_state st = {.grace = cfg->cancel_grace_seconds};
+  run_once_state st = {.grace = cfg->cancel_grace_seconds, .max_line = cfg->max_log_line_bytes};
   static const reel_child_callbacks cb = {.line = run_line, .done = run_done};
   uv_signal_init(loop, &st.sigint);
   uv_signal_init(loop, &st.sigterm);
   uv_timer_init(loop, &st.timeout);
   st.sigint.data = st.sigterm.data = st.timeout.data = &st;
-  int rc = argv ? reel_child_spawn(&st.child, loop, argv, workspace, cfg->max_log_line_bytes, &cb, &st, err, sizeof err)
+  int rc = argv ? reel_child_spawn(&st.child, loop, argv, workspace,
+                                     cfg->max_log_line_bytes + reel_redact_lookahead(), &cb, &st, err, sizeof err)
                 : REEL_EINVAL;
   reel_scheduler_free_argv(argv);
   if (rc == 0) {
@@ -231,6 +237,9 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
 
 /* ---- serving ---- */
 
+static reel_data_dir data_dir_lock; /* held while serving */
+static uv_timer_t data_dir_timer;   /* checks it (on_data_dir_check) */
+
 typedef struct {
   reel_app *app;
   uv_signal_t sigterm, sigint, sighup;
@@ -257,6 +266,7 @@ static void on_reload_signal(uv_signal_t *h, int signum) {
 static void maybe_exit(server_state *s) {
   if (!s->http_done || !s->h3_done || !s->workers_done) return;
   reel_log(REEL_LOG_INFO, "stopped", NULL);
+  if (!uv_is_closing((uv_handle_t *)&data_dir_timer)) uv_close((uv_handle_t *)&data_dir_timer, NULL);
   reel_jobs_close(&s->app->jobs);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -304,9 +314,24 @@ static void on_submitted(void *data) {
   if (app->runs_workers) reel_scheduler_poke(&app->scheduler);
 }
 
-static void on_cancel_requested(void *data, const char *job_id) {
+static int on_cancel_requested(void *data, const char *job_id) {
   reel_app *app = data;
-  if (app->runs_workers) reel_scheduler_cancel(&app->scheduler, job_id);
+  /* with no workers here another process runs jobs: it sees the cancel in the store */
+  return app->runs_workers ? reel_scheduler_cancel(&app->scheduler, job_id) : 0;
+}
+
+/* data_dir and its lock are checked this often; the database file is checked
+ * by the store before every batch and by its periodic probe (jobs.h). */
+#define DATA_DIR_CHECK_MS 1000
+
+/* A data_dir removed or replaced under reeld: nothing written from now on
+ * would survive a restart, so the store refuses all work (503, not ready). */
+static void on_data_dir_check(uv_timer_t *t) {
+  reel_app *app = t->data;
+  char msg[512];
+  if (reel_data_dir_check(&data_dir_lock, msg, sizeof msg) == 0) return;
+  reel_store_executor_set_gone(&app->jobs.executor, msg);
+  uv_timer_stop(t);
 }
 
 typedef struct {
@@ -340,17 +365,17 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.loop = uv_default_loop();
   app.runs_workers = strcmp(cfg->mode, "api") != 0;
   signal(SIGPIPE, SIG_IGN);
+  /* as many descriptors as allowed, with a reserve clients cannot take (http/fd_limit.h) */
+  char fd_msg[256];
+  long nofile = reel_fd_limit_init(REEL_FD_RESERVE, fd_msg, sizeof fd_msg);
+  reel_log(nofile > 0 && !strstr(fd_msg, "cannot") ? REEL_LOG_INFO : REEL_LOG_WARN, "file descriptors", "{s:s}",
+           "detail", fd_msg);
+  if (nofile > 0 && cfg->max_connections > reel_fd_limit_ceiling())
+    reel_log(REEL_LOG_WARN, "service.max_connections is above what the open-file limit allows", "{s:i, s:i}",
+             "max_connections", cfg->max_connections, "usable_descriptors", (int)reel_fd_limit_ceiling());
 
-  if (reel_fs_make_dirs(cfg->data_dir, 0755) != 0) {
-    fprintf(stderr, "reeld: cannot create data_dir %s: %s\n", cfg->data_dir, strerror(errno));
-    return 1;
-  }
-  char lock_path[4096];
-  snprintf(lock_path, sizeof lock_path, "%s/reeld.lock", cfg->data_dir);
-  int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    fprintf(stderr, "reeld: another reeld is using data_dir %s (lock %s held); stop it or choose another data_dir\n",
-            cfg->data_dir, lock_path);
+  if (reel_data_dir_lock(&data_dir_lock, cfg->data_dir, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s\n", err);
     return 1;
   }
   if (load_signing_key(cfg, app.signing_key, err, sizeof err) != 0) {
@@ -367,6 +392,10 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     return 1;
   }
   app.jobs.listener = (reel_jobs_listener){.submitted = on_submitted, .cancel_requested = on_cancel_requested, .data = &app};
+  reel_jobs_watch(&app.jobs, app.loop);
+  uv_timer_init(app.loop, &data_dir_timer);
+  data_dir_timer.data = &app;
+  uv_timer_start(&data_dir_timer, on_data_dir_check, DATA_DIR_CHECK_MS, DATA_DIR_CHECK_MS);
   reel_metrics_init();
   if (reel_api_init(&app) != 0) return 1;
   app.docs_dir = cfg->docs_dir ? strdup(cfg->docs_dir) : default_docs_dir();
@@ -454,14 +483,16 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     int https = cfg->listen_scheme[i] == REEL_LISTEN_HTTPS;
     reel_log(REEL_LOG_INFO, "listening", "{s:s, s:i, s:s}", "address", cfg->listen[i], "port", port, "protocol",
              https ? "HTTP/1.1+HTTP/2 over TLS" : "HTTP/1.1+h2c");
-    if (base_listener < 0 && !cfg->public_base_url) {
+    if (base_listener < 0) {
       base_listener = i;
       const char *a = strstr(cfg->listen[i], "://") ? strstr(cfg->listen[i], "://") + 3 : cfg->listen[i];
       const char *colon = strrchr(a, ':');
       snprintf(base_url, sizeof base_url, "%s://%.*s:%d", https ? "https" : "http", (int)(colon - a), a, port);
     }
   }
-  const char *public_base = cfg->public_base_url ? cfg->public_base_url : base_url;
+  /* reeld's own download URLs are paths, made absolute per request (api/origin.h) */
+  snprintf(app.listener_base_url, sizeof app.listener_base_url, "%s", base_url);
+  const char *public_base = "";
   int storage_rc;
   if (strcmp(cfg->storage_backend, "s3") == 0) {
     reel_storage_s3_settings s3 = {
@@ -502,6 +533,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   uv_signal_start(&state.sighup, on_reload_signal, SIGHUP);
   reel_log(REEL_LOG_INFO, "started", "{s:s, s:s, s:i, s:s}", "version", REEL_VERSION, "mode", cfg->mode, "workers",
            cfg->workers, "backend", cfg->default_backend);
+  malloc_trim(0); /* start-up (config, TLS, store) freed more than it kept: give the pages back */
 
   uv_run(app.loop, UV_RUN_DEFAULT);
   app.storage->ops->close(app.storage);
@@ -510,11 +542,13 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   reel_h3_server_free(app.h3);
   if (app.has_tls) reel_tls_context_free(&app.tls);
   uv_loop_close(app.loop);
-  close(lock_fd);
+  reel_data_dir_unlock(&data_dir_lock);
   return 0;
 }
 
 int main(int argc, char **argv) {
+  /* a job's supervisor (worker/supervise.h): reeld re-executed by reel_child_spawn */
+  if (argc >= 3 && strcmp(argv[1], REEL_SUPERVISE_ARG) == 0) return reel_supervise_main(argv + 2);
   options o = {0};
   if (parse_args(argc, argv, &o) != 0) return 2;
   if (o.routes) {
@@ -534,14 +568,29 @@ int main(int argc, char **argv) {
   }
   int level = reel_log_level_parse(cfg.log_level ? cfg.log_level : "info");
   reel_log_set_level(level < 0 ? REEL_LOG_INFO : (reel_log_level)level);
-  for (int i = 0; i < cfg.n_tokens; i++) reel_redact_add_secret(cfg.tokens[i]);
-  if (cfg.signing_key) reel_redact_add_secret(cfg.signing_key);
-  if (cfg.storage_secret_access_key) reel_redact_add_secret(cfg.storage_secret_access_key);
-  if (cfg.storage_session_token) reel_redact_add_secret(cfg.storage_session_token);
-  if (reel_http_client_global_init() != 0) {
-    fprintf(stderr, "reeld: cannot initialise libcurl\n");
+  /* every configured secret, for the redactor (absent ones are NULL and skipped) */
+  const char *secrets[REEL_MAX_TOKENS + 4];
+  size_t n_secrets = 0;
+  for (int i = 0; i < cfg.n_tokens; i++) secrets[n_secrets++] = cfg.tokens[i];
+  secrets[n_secrets++] = cfg.signing_key;
+  secrets[n_secrets++] = cfg.storage_access_key_id;
+  secrets[n_secrets++] = cfg.storage_secret_access_key;
+  secrets[n_secrets++] = cfg.storage_session_token;
+  if (reel_redact_set_secrets(secrets, n_secrets) != 0) {
+    fprintf(stderr, "reeld: out of memory\n");
+    reel_config_free(&cfg);
     return 1;
   }
+  if (strcmp(cfg.storage_backend, "local") != 0) { /* S3 and GCS speak HTTP through libcurl */
+    char curl_err[512];
+    if (reel_http_client_global_init(curl_err, sizeof curl_err) != 0) {
+      fprintf(stderr, "reeld: %s (service.storage.backend in %s)\n", curl_err, cfg.path);
+      reel_config_free(&cfg);
+      return 1;
+    }
+  }
+  /* every job's process group is led by a supervisor that ends it if reeld dies */
+  reel_child_set_supervisor("/proc/self/exe");
   int rc = o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
   reel_config_free(&cfg);
   reel_redact_clear_secrets();

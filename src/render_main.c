@@ -87,6 +87,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (rc != 0) {
       fprintf(stderr, "reel-render: %s stage failed: %s\n", stages[i].name, job.err);
+      reel_render_job_close(&job);
       reel_plan_free(&job.plan);
       reel_render_options_free(&job.opt);
       return 1;
@@ -97,6 +98,7 @@ int main(int argc, char **argv) {
   }
   printf("REEL_PROGRESS 99 stitch\nrendered %d scenes, %.2f s of %dx%d video at %g fps\n", job.plan.n_scenes,
          job.plan.total_duration, job.opt.width, job.opt.height, job.opt.fps);
+  reel_render_job_close(&job);
   reel_plan_free(&job.plan);
   reel_render_options_free(&job.opt);
   return 0;

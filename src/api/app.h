@@ -30,6 +30,7 @@ typedef struct {
   unsigned char token_digests[REEL_MAX_TOKENS][32]; /* SHA-256 of each bearer token */
   int n_tokens;
   char *docs_dir;
+  char listener_base_url[300]; /* the first TCP listener as a URL: the base when a request names no Host */
 } reel_app;
 
 /* Route parameters captured from the path ({id}, {name}, {asset}). */

@@ -1,6 +1,8 @@
 /* Signed artifact downloads: GET/HEAD /v1/files/{id}/{name}?expires=&signature=.
  * No bearer token: the HMAC signature is the credential. Supports single byte
- * ranges (206/416), ETag and If-None-Match (304). */
+ * ranges (206/416), ETag and If-None-Match (304). The file is looked at
+ * (size, mtime) here but opened by the transport only when it can send it. */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/random.h"
+#include "http/fd_limit.h"
 #include "storage/url_signer.h"
 
 typedef struct {
@@ -104,38 +107,89 @@ static int etag_listed(reel_slice list, const char *etag, int weak) {
   return 0;
 }
 
+/* What a download response needs to open its file when the transport can
+ * send it: the storage key and the identity (size, mtime) the handler's
+ * ETag and Content-Length describe. */
+typedef struct {
+  reel_storage *storage;
+  char *key;
+  int64_t size;
+  struct timespec mtime;
+} file_source;
+
+static void file_source_free(void *ctx) {
+  file_source *src = ctx;
+  if (!src) return;
+  free(src->key);
+  free(src);
+}
+
+/* Opens the artifact again; REEL_ENOTFOUND when it is gone or is no longer
+ * the file the response's head describes. */
+static int file_source_open(void *ctx, int *fd) {
+  file_source *src = ctx;
+  int rc = src->storage->ops->open_read(src->storage, src->key, fd);
+  if (rc != 0) return rc;
+  struct stat st;
+  if (fstat(*fd, &st) != 0 || st.st_size != src->size || st.st_mtim.tv_sec != src->mtime.tv_sec ||
+      st.st_mtim.tv_nsec != src->mtime.tv_nsec) {
+    close(*fd);
+    *fd = -1;
+    return REEL_ENOTFOUND;
+  }
+  return 0;
+}
+
 static void file_done(reel_job_op *op, int result) {
   file_call *c = op->data;
   reel_http_request *req = c->req;
   reel_app *app = c->app;
   int fd = -1;
   char *key = result == 0 && op->job.status == REEL_JOB_FINISHED ? reel_api_artifact_key(&op->job, c->name) : NULL;
-  int opened = key && app->storage->ops->open_read(app->storage, key, &fd) == 0;
-  free(key);
-  if (!opened) {
-    reel_http_send_problem(req, 404, "file-not-found", "File not found", "the artifact no longer exists");
+  errno = 0;
+  int open_rc = key ? app->storage->ops->open_read(app->storage, key, &fd) : REEL_ENOTFOUND;
+  if (open_rc != 0 && reel_fd_limit_is_exhaustion(errno)) {
+    free(key);
+    reel_fd_limit_report("download answered 503", req->request_id);
+    reel_http_send_problem_with_headers(req, 503, "overloaded", "Service unavailable",
+                                        "the server has no file descriptor left; retry shortly", "Retry-After", "1",
+                                        NULL);
     goto out;
   }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
+  if (open_rc != 0 || fstat(fd, &st) != 0) {
+    if (fd >= 0) close(fd);
+    free(key);
     reel_http_send_problem(req, 404, "file-not-found", "File not found", "the artifact no longer exists");
     goto out;
   }
+  /* the descriptor was only for the metadata: the transport opens the file
+   * again when it can send it (http/response_file.h) */
+  close(fd);
+  file_source *src = calloc(1, sizeof *src);
+  if (!src) {
+    free(key);
+    reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
+    goto out;
+  }
+  src->storage = app->storage;
+  src->key = key;
+  src->size = st.st_size;
+  src->mtime = st.st_mtim;
   char etag[64];
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
            (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec);
   reel_http_response resp;
   reel_slice if_match = reel_http_request_header(req, "If-Match");
   if (if_match.ptr && !etag_listed(if_match, etag, 0)) {
-    close(fd);
+    file_source_free(src);
     reel_http_send_problem(req, 412, "precondition-failed", "Precondition failed",
                            "the file does not match If-Match");
     goto out;
   }
   reel_slice inm = reel_http_request_header(req, "If-None-Match");
   if (inm.ptr && etag_listed(inm, etag, 1)) {
-    close(fd);
+    file_source_free(src);
     reel_http_response_init(&resp, 304);
     reel_http_response_add_header(&resp, "ETag", etag);
     reel_http_send(req, &resp);
@@ -151,7 +205,7 @@ static void file_done(reel_job_op *op, int result) {
   }
   char value[96];
   if (range < 0) {
-    close(fd);
+    file_source_free(src);
     snprintf(value, sizeof value, "bytes */%lld", (long long)size);
     reel_http_send_problem_with_headers(req, 416, "range-not-satisfiable", "Range not satisfiable",
                                         "the requested range is outside the file", "Content-Range", value, NULL);
@@ -166,7 +220,9 @@ static void file_done(reel_job_op *op, int result) {
     snprintf(value, sizeof value, "bytes %lld-%lld/%lld", (long long)start, (long long)end, (long long)size);
     reel_http_response_add_header(&resp, "Content-Range", value);
   }
-  resp.file_fd = fd;
+  resp.file_open = file_source_open;
+  resp.file_ctx = src;
+  resp.file_ctx_free = file_source_free;
   resp.file_offset = start;
   resp.file_length = size ? end - start + 1 : 0;
   resp.head_only = reel_slice_eq(req->method, "HEAD");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/origin.h"
 #include "api/validate.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -40,8 +41,10 @@ static void call_free(api_call *c) {
   free(c);
 }
 
+/* Reals (costs, rounded to milliseconds) are printed with 15 significant
+ * digits, so a rounded 1.636 reads 1.636 and not 1.6359999999999999. */
 static void send_json_value(reel_http_request *req, int status, json_t *value) {
-  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
   if (text) reel_http_send_json(req, status, text);
   else reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
   free(text);
@@ -54,8 +57,9 @@ static int send_op_error(reel_http_request *req, int result) {
   if (result == REEL_ENOTFOUND)
     reel_http_send_problem(req, 404, "job-not-found", "Job not found", "no job has this id");
   else
-    reel_http_send_problem(req, 503, "store-unavailable", "Job store unavailable",
-                           "the job store could not complete the operation; try again");
+    reel_http_send_problem_with_headers(req, 503, "store-unavailable", "Job store unavailable",
+                                        "the job store could not complete the operation; try again", "Retry-After",
+                                        "5", NULL);
   return 1;
 }
 
@@ -209,8 +213,17 @@ static void artifact_done(reel_job_op *op, int result) {
     reel_http_send_problem(c->req, 503, "storage-unavailable", "Storage unavailable", "could not make a download URL");
     goto out;
   }
+  char *absolute = reel_api_absolute_url(app, c->req, url);
+  free(url);
+  url = absolute;
+  if (!url) {
+    reel_http_send_problem(c->req, 503, "out-of-memory", "Out of memory", "could not make a download URL");
+    goto out;
+  }
   json_t *body = json_object();
-  json_object_set_new(body, "artifact_uri", json_string(op->job.artifact_uri ? op->job.artifact_uri : ""));
+  json_t *artifact_uri = reel_job_artifact_uri_json(&op->job);
+  json_object_set_new(body, "artifact_uri", json_is_string(artifact_uri) ? artifact_uri : json_string(""));
+  if (!json_is_string(artifact_uri)) json_decref(artifact_uri);
   json_object_set_new(body, "gcs_uri", op->job.gcs_uri ? json_string(op->job.gcs_uri) : json_null());
   json_object_set_new(body, "url", json_string(url));
   /* a public URL (GCS with signed_urls: false) never expires: seed 000 says expires_in 0 */
@@ -222,8 +235,11 @@ static void artifact_done(reel_job_op *op, int result) {
     close(fd);
     char *captions_url = NULL;
     if (app->storage->ops->download_url(app->storage, captions_key, op->job.id, "captions.vtt", expires_at,
-                                        &captions_url) == 0)
-      json_object_set_new(body, "captions_url", json_string(captions_url));
+                                        &captions_url) == 0) {
+      char *absolute_captions = reel_api_absolute_url(app, c->req, captions_url);
+      if (absolute_captions) json_object_set_new(body, "captions_url", json_string(absolute_captions));
+      free(absolute_captions);
+    }
     free(captions_url);
   }
   free(captions_key);
@@ -306,6 +322,10 @@ static void cancel_done(reel_job_op *op, int result) {
     char detail[128];
     snprintf(detail, sizeof detail, "the job is already %s", reel_job_status_name(op->job.status));
     reel_http_send_problem(c->req, 409, "job-already-ended", "Job already ended", detail);
+  } else if (result == REEL_ESTORE) { /* never "ok" for a cancel that was not recorded */
+    reel_http_send_problem_with_headers(c->req, 503, "store-unavailable", "Job store unavailable",
+                                        "the cancel could not be recorded, so the job was not canceled; retry",
+                                        "Retry-After", "5", NULL);
   } else if (!send_op_error(c->req, result)) {
     reel_http_send_json(c->req, 200, "{\"ok\":true}");
   }

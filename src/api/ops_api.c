@@ -1,5 +1,7 @@
 /* Operational endpoints: liveness, readiness, metrics, and the API's own
- * description (OpenAPI document and a Swagger UI page served from local files). */
+ * description (OpenAPI document and a Swagger UI page served from local files,
+ * each held once in memory and shared by every response). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 
 #include "api/app.h"
 #include "common/error.h"
+#include "http/fd_limit.h"
 #include "metrics/metrics.h"
 
 extern const unsigned char reel_openapi_yaml[];
@@ -53,13 +56,27 @@ static void ready_answer(uv_work_t *w, int status) {
   int ok = result == 0;
   int workers_rc = app->runs_workers ? reel_scheduler_check(&app->scheduler, workers_err, sizeof workers_err) : 0;
   if (storage_rc || workers_rc) ok = 0;
-  json_t *checks = json_pack("{s:s, s:s, s:s}", "database", result == 0 ? "ok" : "the job store does not answer",
+  /* answering is not enough: the store must be able to commit (a full disk,
+   * a deleted database; see reel_jobs_health) */
+  char store_err[400] = "the job store does not answer";
+  int store_rc = reel_jobs_health(&app->jobs, store_err, sizeof store_err);
+  if (result != 0 && store_rc == 0) {
+    snprintf(store_err, sizeof store_err, "the job store does not answer");
+    store_rc = REEL_ESTORE;
+  }
+  if (store_rc) ok = 0;
+  json_t *checks = json_pack("{s:s, s:s, s:s}", "database", store_rc ? store_err : "ok",
                              "storage", storage_rc ? storage_err : "ok", "workers",
                              workers_rc ? workers_err : (app->runs_workers ? "ok" : "not run by this process"));
   json_t *body = json_pack("{s:s, s:o}", "status", ok ? "ready" : "not_ready", "checks", checks);
   char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(body);
-  reel_http_send_json(c->req, ok ? 200 : 503, text ? text : "{}");
+  reel_http_response resp;
+  reel_http_response_init(&resp, ok ? 200 : 503);
+  reel_http_response_add_header(&resp, "Content-Type", "application/json");
+  if (!ok) reel_http_response_add_header(&resp, "Retry-After", "5");
+  reel_buf_append_str(&resp.body, text ? text : "{}");
+  reel_http_send(c->req, &resp);
   free(text);
   reel_job_op_cleanup(&c->op);
   free(c);
@@ -118,13 +135,47 @@ void reel_api_metrics(reel_app *app, reel_http_request *req, const reel_route_pa
   run_ops_call(app, req, REEL_JOB_OP_COUNTS, metrics_done);
 }
 
+/* The OpenAPI document as served. The compiled-in one names "/" as its
+ * server, which clients resolve against the URL they fetched it from, so it
+ * is right on every listener and behind any proxy. With
+ * service.public_base_url configured, a copy naming that URL is made at the
+ * first request and kept for the process's life (loop thread only). Every
+ * response refers to the same bytes. */
+static const unsigned char *served_openapi(const reel_app *app, size_t *len) {
+  static unsigned char *with_base;
+  static size_t with_base_len;
+  static const char marker[] = "servers:\n  - url: /\n";
+  const char *base = app->cfg && !app->cfg->public_base_url_derived ? app->cfg->public_base_url : NULL;
+  if (!base || !*base) {
+    *len = reel_openapi_yaml_len;
+    return reel_openapi_yaml;
+  }
+  if (!with_base) {
+    const char *doc = (const char *)reel_openapi_yaml;
+    const char *at = memmem(doc, reel_openapi_yaml_len, marker, sizeof marker - 1);
+    size_t n = reel_openapi_yaml_len + strlen(base) + 8;
+    unsigned char *copy = at ? malloc(n) : NULL;
+    if (!copy) {
+      *len = reel_openapi_yaml_len;
+      return reel_openapi_yaml;
+    }
+    size_t head = (size_t)(at - doc) + sizeof marker - 3; /* up to "url: " */
+    size_t tail = reel_openapi_yaml_len - head - 2;        /* after "/\n" */
+    int wrote = snprintf((char *)copy, n, "%.*s%s\n", (int)head, doc, base);
+    memcpy(copy + wrote, doc + head + 2, tail);
+    with_base = copy;
+    with_base_len = (size_t)wrote + tail;
+  }
+  *len = with_base_len;
+  return with_base;
+}
+
 void reel_api_openapi(reel_app *app, reel_http_request *req, const reel_route_params *p) {
-  (void)app;
   (void)p;
   reel_http_response resp;
   reel_http_response_init(&resp, 200);
   reel_http_response_add_header(&resp, "Content-Type", "application/yaml");
-  reel_buf_append(&resp.body, reel_openapi_yaml, reel_openapi_yaml_len);
+  resp.static_body = served_openapi(app, &resp.static_len);
   reel_http_send(req, &resp);
 }
 
@@ -144,41 +195,81 @@ void reel_api_docs(reel_app *app, reel_http_request *req, const reel_route_param
   reel_http_response resp;
   reel_http_response_init(&resp, 200);
   reel_http_response_add_header(&resp, "Content-Type", "text/html; charset=utf-8");
-  reel_buf_append(&resp.body, docs_page, sizeof docs_page - 1);
+  resp.static_body = docs_page;
+  resp.static_len = sizeof docs_page - 1;
   reel_http_send(req, &resp);
 }
 
-/* Only these files are served from docs_dir: no path from the request reaches the file system. */
-static const struct {
+/* Only these files are served from docs_dir: no path from the request reaches
+ * the file system. Each is read once, at its first request, and kept for the
+ * life of the process: every response refers to that one copy, so concurrent
+ * or stalled requests hold neither a descriptor nor a buffer of their own. */
+static struct {
   const char *name;
   const char *type;
+  char *data; /* NULL until loaded; then immutable */
+  size_t len;
 } docs_assets[] = {
-    {"swagger-ui.css", "text/css"},
-    {"swagger-ui-bundle.js", "text/javascript"},
-    {"swagger-ui-standalone-preset.js", "text/javascript"},
-    {"favicon-32x32.png", "image/png"},
+    {"swagger-ui.css", "text/css", NULL, 0},
+    {"swagger-ui-bundle.js", "text/javascript", NULL, 0},
+    {"swagger-ui-standalone-preset.js", "text/javascript", NULL, 0},
+    {"favicon-32x32.png", "image/png", NULL, 0},
 };
+
+#define DOCS_ASSET_MAX ((size_t)32 << 20)
+
+/* Reads docs_dir/name into a heap buffer. Returns 0, REEL_EBUSY when no file
+ * descriptor is left (errno EMFILE/ENFILE), REEL_ENOTFOUND otherwise. */
+static int load_asset(const char *docs_dir, const char *name, char **data, size_t *len) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", docs_dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return reel_fd_limit_is_exhaustion(errno) ? REEL_EBUSY : REEL_ENOTFOUND;
+  struct stat st;
+  char *buf = NULL;
+  size_t got = 0;
+  if (fstat(fd, &st) == 0 && st.st_size >= 0 && (size_t)st.st_size <= DOCS_ASSET_MAX &&
+      (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+    while (got < (size_t)st.st_size) {
+      ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+  }
+  close(fd);
+  if (!buf || got != (size_t)st.st_size) {
+    free(buf);
+    return REEL_ENOTFOUND;
+  }
+  *data = buf;
+  *len = got;
+  return 0;
+}
 
 void reel_api_docs_asset(reel_app *app, reel_http_request *req, const reel_route_params *p) {
   for (size_t i = 0; i < sizeof docs_assets / sizeof *docs_assets; i++) {
     if (!reel_slice_eq(p->id, docs_assets[i].name)) continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", app->docs_dir, docs_assets[i].name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-      if (fd >= 0) close(fd);
-      reel_http_send_problem(req, 404, "docs-assets-missing", "Documentation assets missing",
-                             "Swagger UI files are not installed next to reeld; run scripts/install-deps.sh and rebuild");
-      return;
+    if (!docs_assets[i].data) {
+      int rc = load_asset(app->docs_dir, docs_assets[i].name, &docs_assets[i].data, &docs_assets[i].len);
+      if (rc == REEL_EBUSY) {
+        reel_fd_limit_report("documentation asset answered 503", req->request_id);
+        reel_http_send_problem_with_headers(req, 503, "overloaded", "Service unavailable",
+                                            "the server has no file descriptor left; retry shortly", "Retry-After",
+                                            "1", NULL);
+        return;
+      }
+      if (rc != 0) {
+        reel_http_send_problem(req, 404, "docs-assets-missing", "Documentation assets missing",
+                               "Swagger UI files are not installed next to reeld; run scripts/install-deps.sh and rebuild");
+        return;
+      }
     }
     reel_http_response resp;
     reel_http_response_init(&resp, 200);
     reel_http_response_add_header(&resp, "Content-Type", docs_assets[i].type);
     reel_http_response_add_header(&resp, "Cache-Control", "public, max-age=3600");
-    resp.file_fd = fd;
-    resp.file_offset = 0;
-    resp.file_length = st.st_size;
+    resp.static_body = docs_assets[i].data;
+    resp.static_len = docs_assets[i].len;
     reel_http_send(req, &resp);
     return;
   }

@@ -93,6 +93,13 @@ void reel_api_handle(reel_http_request *req, void *data) {
   reel_app *app = data;
   if (!req->scheme) req->scheme = req->protocol == REEL_HTTP_3 ? "https" : "http";
   reel_forwarded_apply(req, &app->proxies);
+  if (reel_http_request_header_count(req, "Authorization") > 1) {
+    /* which one would count is a guess a proxy and reel could make differently */
+    req->route = "malformed";
+    reel_http_send_problem(req, 400, "duplicate-authorization", "Duplicate Authorization header",
+                           "send exactly one \"Authorization: Bearer <token>\" header");
+    return;
+  }
   reel_route_params params;
   int path_matched = 0;
   char allow[128] = "";

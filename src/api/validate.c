@@ -47,9 +47,37 @@ static size_t utf8_chars(const char *s, size_t n) {
   return count;
 }
 
+/* Bounds the work a JSON body can cost before it reaches the parser, which
+ * would otherwise hash a million keys on the event loop: one linear pass that
+ * counts values (commas and colons outside strings) and nesting depth. Returns
+ * 0, or REEL_ETOOBIG with a detail. */
+static int check_json_size(const char *body, size_t len, char *detail, size_t detail_len) {
+  size_t values = 0, depth = 0;
+  int in_string = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') i++;
+      else if (c == '"') in_string = 0;
+      continue;
+    }
+    if (c == '"') in_string = 1;
+    else if (c == ',' || c == ':') values++;
+    else if (c == '{' || c == '[') depth++;
+    else if ((c == '}' || c == ']') && depth > 0) depth--;
+    if (values > REEL_VALIDATE_MAX_JSON_VALUES || depth > REEL_VALIDATE_MAX_JSON_DEPTH) {
+      snprintf(detail, detail_len, "the body has more than %d JSON values or is nested deeper than %d",
+               REEL_VALIDATE_MAX_JSON_VALUES, REEL_VALIDATE_MAX_JSON_DEPTH);
+      return REEL_ETOOBIG;
+    }
+  }
+  return 0;
+}
+
 int reel_validate_job_request(const char *body, size_t len, int max_chars, char **prompt, char *detail,
                               size_t detail_len) {
   *prompt = NULL;
+  if (check_json_size(body, len, detail, detail_len) != 0) return REEL_EPARSE;
   json_error_t jerr;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
   if (!root) {

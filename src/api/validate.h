@@ -9,7 +9,13 @@
 
 /* True when a Content-Type value is application/json (any case, parameters such as charset allowed). */
 int reel_validate_is_json_content_type(reel_slice content_type);
-/* Checks a POST /v1/jobs body: a JSON object whose only key is "prompt", a
+/* The most JSON values and nesting a request body may hold: bodies past them
+ * are refused before parsing, so a big body cannot stall the event loop. */
+#define REEL_VALIDATE_MAX_JSON_VALUES 10000
+#define REEL_VALIDATE_MAX_JSON_DEPTH 64
+
+/* Checks a POST /v1/jobs body (first its size in JSON values and depth, see
+ * above): a JSON object whose only key is "prompt", a
  * string of valid UTF-8 with no NUL, non-empty after trimming whitespace, at
  * most max_chars characters (code points). On success returns 0 and the
  * trimmed prompt in *prompt (heap). Otherwise REEL_EPARSE and a one-sentence

@@ -29,10 +29,9 @@ static void redact_strings(json_t *obj) {
   json_object_foreach(obj, key, value) {
     if (json_is_string(value)) {
       char *clean = reel_redact_dup(json_string_value(value));
-      if (clean) {
-        json_string_set(value, clean);
-        free(clean);
-      }
+      /* fail closed: a value that could not be redacted is not written */
+      json_string_set(value, clean ? clean : REEL_REDACTED);
+      free(clean);
     }
   }
 }
@@ -52,7 +51,10 @@ void reel_log(reel_log_level level, const char *msg, const char *fields_fmt, ...
   redact_strings(line);
   char ts[40];
   reel_rfc3339(reel_now_ms(), ts, sizeof ts);
-  json_t *head = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", msg);
+  char *clean_msg = reel_redact_dup(msg); /* messages are constants, but a caller may forget */
+  json_t *head = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg",
+                           clean_msg ? clean_msg : REEL_REDACTED);
+  free(clean_msg);
   if (head) {
     json_object_update(head, line);
     char *text = json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -99,15 +101,17 @@ void reel_log_fields(reel_log_level level, const char *msg, const reel_log_field
   char ts[40];
   reel_rfc3339(reel_now_ms(), ts, sizeof ts);
   int rc = reel_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
-  rc = rc || append_escaped(&line, msg, strlen(msg)) || reel_buf_append(&line, "\"", 1);
+  rc = rc || reel_redact(msg, strlen(msg), &clean) || append_escaped(&line, clean.data, clean.len) ||
+       reel_buf_append(&line, "\"", 1);
   for (int i = 0; i < n && rc == 0; i++) {
     const reel_log_field *f = &fields[i];
     rc = reel_buf_append(&line, ",\"", 2) || reel_buf_append_str(&line, f->key) || reel_buf_append(&line, "\":", 2);
     if (rc) break;
-    if (f->type == REEL_LOG_STR) {
+    if (f->type == REEL_LOG_STR || f->type == REEL_LOG_STRN) {
       reel_buf_reset(&clean);
       const char *v = f->str ? f->str : "";
-      rc = reel_redact(v, strlen(v), &clean) || reel_buf_append(&line, "\"", 1) ||
+      size_t vlen = f->type == REEL_LOG_STRN && f->str ? f->len : strlen(v);
+      rc = reel_redact_line(v, vlen, 0, f->max ? f->max : (size_t)-1, &clean) || reel_buf_append(&line, "\"", 1) ||
            append_escaped(&line, clean.data ? clean.data : "", clean.len) || reel_buf_append(&line, "\"", 1);
     } else if (f->type == REEL_LOG_INT) {
       rc = reel_buf_printf(&line, "%lld", f->num);

@@ -16,10 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/error.h"
 #include "config/yaml_tree.h"
+#include "render/options.h"
+#include "storage/gcs_sign.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8000"
 #define NO_MAXIMUM (-1.0) /* only the field's C type limits the value */
@@ -40,7 +43,17 @@ typedef enum {
   VALUE_LISTEN,  /* listen[]/n_listen: one address or a list of them */
   VALUE_TOKENS,  /* tokens[]/n_tokens: a list of bearer tokens */
   VALUE_PROXIES, /* trusted_proxies[]/n_trusted_proxies: IP addresses or CIDR networks */
+  VALUE_FILE,    /* char *: a file reeld reads, which must exist and be readable now */
+  VALUE_DIRECTORY, /* char *: a directory reeld reads, which must exist now */
 } value_type;
+
+/* What a VALUE_FILE must contain, checked when the config is loaded. */
+typedef enum {
+  FILE_ANY,
+  FILE_PEM_CERTIFICATE, /* a PEM certificate chain */
+  FILE_PEM_KEY,         /* a PEM private key */
+  FILE_GCS_KEY,         /* a Google service-account JSON key */
+} file_content;
 
 typedef struct {
   const char *name; /* the full dotted key, "service.workers" */
@@ -55,6 +68,7 @@ typedef struct {
   const char *not_yet;   /* VALUE_CHOICE: planned values that are refused for now */
   int may_be_empty;      /* VALUE_STRING: "" is a meaningful value */
   int secret;            /* never repeat the value in a message */
+  file_content content;  /* VALUE_FILE */
 } service_key;
 
 #define FIELD(field) offsetof(reel_config, field)
@@ -73,6 +87,7 @@ typedef struct {
 #define SECONDS(key, field, default_value, low, high, above)                                     \
   {.name = key, .type = VALUE_SECONDS, .offset = FIELD(field), .default_number = default_value, \
    .minimum = low, .maximum = high, .above_minimum = above}
+#define FILE_PATH(key, field, what) {.name = key, .type = VALUE_FILE, .offset = FIELD(field), .content = what}
 #define BOOLEAN(key, field, default_value) \
   {.name = key, .type = VALUE_BOOLEAN, .offset = FIELD(field), .default_number = default_value}
 
@@ -83,8 +98,8 @@ static const service_key service_keys[] = {
     SECTION("service.auth"),
     {.name = "service.auth.tokens", .type = VALUE_TOKENS, .secret = 1},
     SECTION("service.tls"),
-    STRING("service.tls.cert_file", tls_cert_file, NULL),
-    STRING("service.tls.key_file", tls_key_file, NULL),
+    FILE_PATH("service.tls.cert_file", tls_cert_file, FILE_PEM_CERTIFICATE),
+    FILE_PATH("service.tls.key_file", tls_key_file, FILE_PEM_KEY),
     {.name = "service.trusted_proxies", .type = VALUE_PROXIES},
     SECTION("service.quic"),
     BOOLEAN("service.quic.retry", quic_retry, 1),
@@ -110,7 +125,7 @@ static const service_key service_keys[] = {
     SIZE("service.max_log_line_bytes", max_log_line_bytes, 4096, 80, NO_MAXIMUM),
     BOOLEAN("service.keep_failed_workspaces", keep_failed_workspaces, 0),
     CHOICE("service.log_level", log_level, "info", "debug|info|warn|error", NULL),
-    STRING("service.docs_dir", docs_dir, NULL),
+    {.name = "service.docs_dir", .type = VALUE_DIRECTORY, .offset = FIELD(docs_dir)},
     SECTION("service.database"),
     CHOICE("service.database.backend", database_backend, "sqlite", "sqlite", "postgres"),
     STRING("service.database.path", database_path, NULL), /* default: <data_dir>/reel.db */
@@ -121,14 +136,14 @@ static const service_key service_keys[] = {
     STRING("service.storage.path", storage_path, NULL), /* default: <data_dir>/artifacts */
     /* S3-compatible and GCS object storage (backend s3 / gcs) */
     STRING("service.storage.bucket", storage_bucket, NULL),
-    STRING("service.storage.endpoint", storage_endpoint, NULL), /* default per backend */
+    {.name = "service.storage.endpoint", .type = VALUE_URL, .offset = FIELD(storage_endpoint)}, /* default per backend */
     STRING("service.storage.region", storage_region, "us-east-1"),
     BOOLEAN("service.storage.path_style", storage_path_style, 0),
     {.name = "service.storage.access_key_id", .type = VALUE_STRING, .offset = FIELD(storage_access_key_id), .secret = 1},
     {.name = "service.storage.secret_access_key", .type = VALUE_STRING, .offset = FIELD(storage_secret_access_key),
      .secret = 1},
     {.name = "service.storage.session_token", .type = VALUE_STRING, .offset = FIELD(storage_session_token), .secret = 1},
-    STRING("service.storage.credentials_file", storage_credentials_file, NULL),
+    FILE_PATH("service.storage.credentials_file", storage_credentials_file, FILE_GCS_KEY),
     BOOLEAN("service.storage.signed_urls", storage_signed_urls, 1),
     SIZE("service.storage.multipart_threshold_bytes", storage_multipart_threshold, 16 << 20, 5 << 20, NO_MAXIMUM),
     SIZE("service.storage.multipart_part_bytes", storage_multipart_part, 8 << 20, 5 << 20, 5368709120.0),
@@ -143,49 +158,62 @@ static const service_key service_keys[] = {
 typedef enum {
   PIPELINE_TEXT,
   PIPELINE_CHOICE,
-  PIPELINE_POSITIVE_NUMBER,
-  PIPELINE_INTEGER,
-  PIPELINE_POSITIVE_INTEGER,
+  PIPELINE_NUMBER,     /* an integer or decimal within [minimum, maximum] */
+  PIPELINE_INTEGER,    /* an integer within [minimum, maximum] */
   PIPELINE_BOOLEAN,
-  PIPELINE_MAPPING, /* a provider section, passed through as it is */
-  PIPELINE_COMMAND, /* a list of words, or one string split on spaces */
+  PIPELINE_FRAME_SIZE, /* "W*H" or "WxH" as the built-in renderer reads it */
+  PIPELINE_VOICE,      /* an espeak-ng voice name */
+  PIPELINE_MAPPING,    /* a provider section, passed through as it is */
+  PIPELINE_COMMAND,    /* a list of words, or one string split on spaces */
 } pipeline_type;
 
 typedef struct {
   const char *name;
   pipeline_type type;
   const char *choices;
+  double minimum, maximum; /* PIPELINE_NUMBER, PIPELINE_INTEGER: inclusive bounds */
 } pipeline_key;
 
-/* ttv-pipeline's key names; a null value is accepted for each and means "not set". */
+/* ttv-pipeline's key names; a null value is accepted for each and means "not
+ * set". The bounds are those the built-in renderer accepts (render/options.c;
+ * tests/unit/test_config.c checks that both agree), so a value that passes
+ * --check-config cannot fail a job later. */
 static const pipeline_key pipeline_keys[] = {
-    {"pipeline.prompt", PIPELINE_TEXT, NULL},
-    {"pipeline.default_backend", PIPELINE_CHOICE, "local|command"},
-    {"pipeline.command", PIPELINE_COMMAND, NULL},
-    {"pipeline.generation_mode", PIPELINE_TEXT, NULL},
-    {"pipeline.image_generation_model", PIPELINE_TEXT, NULL},
-    {"pipeline.image_size", PIPELINE_TEXT, NULL},
-    {"pipeline.size", PIPELINE_TEXT, NULL},
-    {"pipeline.segment_duration_seconds", PIPELINE_POSITIVE_NUMBER, NULL},
-    {"pipeline.output_dir", PIPELINE_TEXT, NULL},
-    {"pipeline.base_seed", PIPELINE_INTEGER, NULL},
-    {"pipeline.parallel_segments", PIPELINE_POSITIVE_INTEGER, NULL},
-    {"pipeline.fps", PIPELINE_POSITIVE_NUMBER, NULL},
-    {"pipeline.max_scenes", PIPELINE_POSITIVE_INTEGER, NULL},
-    {"pipeline.burn_captions", PIPELINE_BOOLEAN, NULL},
-    {"pipeline.google_veo", PIPELINE_MAPPING, NULL},
-    {"pipeline.runway_ml", PIPELINE_MAPPING, NULL},
-    {"pipeline.minimax", PIPELINE_MAPPING, NULL},
-    {"pipeline.remote_api", PIPELINE_MAPPING, NULL},
-    {"pipeline.openai", PIPELINE_MAPPING, NULL},
-    {"pipeline.comfyui", PIPELINE_MAPPING, NULL},
-    {"pipeline.replicate", PIPELINE_MAPPING, NULL},
-    {"pipeline.gcs", PIPELINE_MAPPING, NULL},
-    {"pipeline.backends", PIPELINE_MAPPING, NULL},
+    {"pipeline.prompt", PIPELINE_TEXT, NULL, 0, 0},
+    {"pipeline.default_backend", PIPELINE_CHOICE, "local|command", 0, 0},
+    {"pipeline.command", PIPELINE_COMMAND, NULL, 0, 0},
+    {"pipeline.generation_mode", PIPELINE_TEXT, NULL, 0, 0},
+    {"pipeline.image_generation_model", PIPELINE_TEXT, NULL, 0, 0},
+    {"pipeline.image_size", PIPELINE_FRAME_SIZE, NULL, 0, 0},
+    {"pipeline.size", PIPELINE_FRAME_SIZE, NULL, 0, 0},
+    {"pipeline.segment_duration_seconds", PIPELINE_NUMBER, NULL, 0.5, 600},
+    {"pipeline.output_dir", PIPELINE_TEXT, NULL, 0, 0},
+    {"pipeline.base_seed", PIPELINE_INTEGER, NULL, 0, 9007199254740991.0},
+    {"pipeline.parallel_segments", PIPELINE_INTEGER, NULL, 1, 64},
+    {"pipeline.fps", PIPELINE_NUMBER, NULL, 1, 120},
+    {"pipeline.max_scenes", PIPELINE_INTEGER, NULL, 1, 200},
+    {"pipeline.burn_captions", PIPELINE_BOOLEAN, NULL, 0, 0},
+    {"pipeline.voice", PIPELINE_VOICE, NULL, 0, 0},
+    {"pipeline.google_veo", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.runway_ml", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.minimax", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.remote_api", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.openai", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.comfyui", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.replicate", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.gcs", PIPELINE_MAPPING, NULL, 0, 0},
+    {"pipeline.backends", PIPELINE_MAPPING, NULL, 0, 0},
 };
 
 #define PIPELINE_KEY_COUNT (sizeof pipeline_keys / sizeof pipeline_keys[0])
 #define PIPELINE_PREFIX_LENGTH (sizeof "pipeline." - 1)
+
+/* Every known key, service: then pipeline:, by one index (for hints). */
+static size_t all_key_count(void) { return SERVICE_KEY_COUNT + PIPELINE_KEY_COUNT; }
+
+static const char *known_key_name(size_t i) {
+  return i < SERVICE_KEY_COUNT ? service_keys[i].name : pipeline_keys[i - SERVICE_KEY_COUNT].name;
+}
 
 /* ---- Loading state and messages ------------------------------------------ */
 
@@ -239,6 +267,17 @@ static void describe_value(const reel_yaml_node *node, int secret, char *out, si
     out[used] = '"';
     out[used + 1] = '\0';
   }
+}
+
+/* Describes a value of the wrong type for "got ...". A quoted scalar is called
+ * a string, since the quotes are what made it one; `hint` (such as "write it
+ * without quotes") is added in parentheses when given. */
+static void describe_wrong(const reel_yaml_node *node, const char *hint, char *out, size_t size) {
+  char shown[96];
+  describe_value(node, 0, shown, sizeof shown);
+  int quoted = node->kind == REEL_YAML_SCALAR && !node->plain;
+  snprintf(out, size, "%s%s%s%s%s", quoted ? "the string " : "", shown, hint ? " (" : "", hint ? hint : "",
+           hint ? ")" : "");
 }
 
 /* Appends ".key" (or "[index]" when key is NULL) to a dotted path. */
@@ -413,12 +452,56 @@ static void known_keys_hint(const reel_yaml_node *key, const char *const *names,
   snprintf(out + used, size - used, ")");
 }
 
+/* The distance from `key` to the closest of names, or SIZE_MAX for none. */
+static size_t nearest_distance(const reel_yaml_node *key, const char *const *names, size_t count) {
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < count; i++) {
+    size_t distance = edit_distance(key->text, key->length, names[i], strlen(names[i]));
+    if (distance < best) best = distance;
+  }
+  return best;
+}
+
+static const char *known_key_name(size_t i);
+static size_t all_key_count(void);
+
+/* Finds known keys outside `parent` whose last part is closest to `key` (a
+ * key indented under the wrong section, such as service.tokens for
+ * service.auth.tokens). Writes "A" or "A or B" into out and returns their
+ * distance, or SIZE_MAX when there is none. */
+static size_t keys_elsewhere(const char *parent, const reel_yaml_node *key, char *out, size_t size) {
+  size_t best = SIZE_MAX, parent_length = strlen(parent), shown = 0;
+  out[0] = '\0';
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < all_key_count(); i++) {
+      const char *name = known_key_name(i);
+      const char *leaf = strrchr(name, '.') + 1;
+      size_t name_parent = (size_t)(leaf - 1 - name);
+      if (name_parent == parent_length && strncmp(name, parent, parent_length) == 0) continue;
+      size_t distance = edit_distance(key->text, key->length, leaf, strlen(leaf));
+      if (pass == 0 && distance < best) best = distance;
+      if (pass == 1 && distance == best && shown < 3) {
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s%s", shown ? " or " : "", name);
+        shown++;
+      }
+    }
+    if (best == SIZE_MAX) break;
+  }
+  return best;
+}
+
 static int unknown_key(loader *l, const char *parent, const reel_yaml_node *key,
                        const char *const *names, size_t count) {
-  char path[PATH_SIZE], hint[512];
+  char path[PATH_SIZE], hint[512], elsewhere[PATH_SIZE * 3];
   extend_path(path, sizeof path, parent, key, 0);
+  size_t limit = key->length < 5 ? 1u : 2u;
+  size_t far = SIZE_MAX;
+  if (!memchr(key->text, '.', key->length)) far = keys_elsewhere(parent, key, elsewhere, sizeof elsewhere);
   if (memchr(key->text, '.', key->length))
     snprintf(hint, sizeof hint, "(dotted keys are not expanded: put each part on its own indented line)");
+  else if (far <= limit && far < nearest_distance(key, names, count))
+    snprintf(hint, sizeof hint, "(did you mean %s? check its indentation)", elsewhere);
   else
     known_keys_hint(key, names, count, hint, sizeof hint);
   return fail(l, key->line, path, "unknown key %s", hint);
@@ -460,13 +543,55 @@ static void *field_of(reel_config *config, const service_key *entry) {
   return (char *)config + entry->offset;
 }
 
-static int load_bounded_integer(loader *l, const service_key *entry, const reel_yaml_node *value) {
-  long long parsed = 0;
+/* 1 and *parsed set when value is a plain integer within the key's bounds. */
+static int integer_in_bounds(const service_key *entry, const reel_yaml_node *value, long long *parsed) {
   long long type_maximum = entry->type == VALUE_INT ? INT_MAX : LLONG_MAX;
   long long maximum = entry->maximum == NO_MAXIMUM ? type_maximum : (long long)entry->maximum;
-  if (!read_integer(value, &parsed) || parsed < (long long)entry->minimum || parsed > maximum) {
-    char shown[96];
-    describe_value(value, 0, shown, sizeof shown);
+  return read_integer(value, parsed) && *parsed >= (long long)entry->minimum && *parsed <= maximum;
+}
+
+/* 1 and *parsed set when value is a plain number within the key's bounds. */
+static int seconds_in_bounds(const service_key *entry, const reel_yaml_node *value, double *parsed) {
+  if (!read_number(value, parsed)) return 0;
+  if (entry->above_minimum ? *parsed <= entry->minimum : *parsed < entry->minimum) return 0;
+  return entry->maximum == NO_MAXIMUM || *parsed <= entry->maximum;
+}
+
+/* "got ..." for a service value that is not what `fits` accepts: a quoted
+ * scalar that would fit without its quotes says so. */
+static void describe_service_value(const service_key *entry, const reel_yaml_node *value,
+                                   int (*fits)(const service_key *, const reel_yaml_node *), char *out,
+                                   size_t size) {
+  const char *hint = NULL;
+  if (value->kind == REEL_YAML_SCALAR && !value->plain) {
+    reel_yaml_node plain = *value;
+    plain.plain = 1;
+    if (fits(entry, &plain)) hint = "write it without quotes";
+  }
+  describe_wrong(value, hint, out, size);
+}
+
+static int integer_fits(const service_key *entry, const reel_yaml_node *value) {
+  long long parsed;
+  return integer_in_bounds(entry, value, &parsed);
+}
+
+static int seconds_fit(const service_key *entry, const reel_yaml_node *value) {
+  double parsed;
+  return seconds_in_bounds(entry, value, &parsed);
+}
+
+static int boolean_fits(const service_key *entry, const reel_yaml_node *value) {
+  (void)entry;
+  int parsed;
+  return read_boolean(value, 1, &parsed);
+}
+
+static int load_bounded_integer(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  long long parsed = 0;
+  if (!integer_in_bounds(entry, value, &parsed)) {
+    char shown[160];
+    describe_service_value(entry, value, integer_fits, shown, sizeof shown);
     if (entry->maximum == NO_MAXIMUM)
       return fail(l, value->line, entry->name, "expected an integer >= %.0f, got %s", entry->minimum,
                   shown);
@@ -482,12 +607,9 @@ static int load_bounded_integer(loader *l, const service_key *entry, const reel_
 
 static int load_seconds(loader *l, const service_key *entry, const reel_yaml_node *value) {
   double parsed = 0;
-  int ok = read_number(value, &parsed);
-  if (ok && (entry->above_minimum ? parsed <= entry->minimum : parsed < entry->minimum)) ok = 0;
-  if (ok && entry->maximum != NO_MAXIMUM && parsed > entry->maximum) ok = 0;
-  if (!ok) {
-    char shown[96];
-    describe_value(value, 0, shown, sizeof shown);
+  if (!seconds_in_bounds(entry, value, &parsed)) {
+    char shown[160];
+    describe_service_value(entry, value, seconds_fit, shown, sizeof shown);
     if (entry->maximum == NO_MAXIMUM)
       return fail(l, value->line, entry->name, "expected a number of seconds %s %g, got %s",
                   entry->above_minimum ? ">" : ">=", entry->minimum, shown);
@@ -679,6 +801,58 @@ static int load_proxies(loader *l, const service_key *entry, const reel_yaml_nod
   return 0;
 }
 
+/* Checks that a file reeld will read holds what it should; `path` is readable. */
+static int check_file_content(loader *l, const service_key *entry, unsigned long line, const char *path) {
+  if (entry->content == FILE_GCS_KEY) {
+    reel_gcs_key *key = NULL;
+    char why[256];
+    int rc = reel_gcs_key_load_file(path, &key, why, sizeof why);
+    reel_gcs_key_free(key);
+    if (rc == REEL_ENOMEM) return out_of_memory(l);
+    if (rc) return fail(l, line, entry->name, "%s is not a usable service-account key: %s", path, why);
+    return 0;
+  }
+  if (entry->content != FILE_PEM_CERTIFICATE && entry->content != FILE_PEM_KEY) return 0;
+  /* PEM headers come first; 64 KiB holds a long chain's first block many times over */
+  char head[65536];
+  FILE *file = fopen(path, "rb");
+  if (!file) return fail(l, line, entry->name, "cannot read %s: %s", path, strerror(errno));
+  size_t got = fread(head, 1, sizeof head - 1, file);
+  fclose(file);
+  head[got] = '\0';
+  for (size_t i = 0; i < got; i++)
+    if (head[i] == '\0') head[i] = ' ';
+  if (entry->content == FILE_PEM_CERTIFICATE && !strstr(head, "-----BEGIN CERTIFICATE-----"))
+    return fail(l, line, entry->name,
+                "%s holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block; "
+                "scripts/dev-cert.sh makes a development pair)",
+                path);
+  if (entry->content == FILE_PEM_KEY && !(strstr(head, "-----BEGIN ") && strstr(head, " PRIVATE KEY-----")))
+    return fail(l, line, entry->name,
+                "%s holds no PEM private key (a \"-----BEGIN ... PRIVATE KEY-----\" block)", path);
+  return 0;
+}
+
+/* A path reeld reads later: it must exist now, be of the right kind and be
+ * readable by this process, so the mistake is reported with its line. */
+static int load_path(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  int rc = load_string(l, entry, value);
+  if (rc) return rc;
+  const char *path = *(char **)field_of(l->config, entry);
+  int directory = entry->type == VALUE_DIRECTORY;
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return fail(l, value->line, entry->name, "cannot use %s: %s (relative paths are relative to reeld's working "
+                "directory)", path, strerror(errno));
+  if (directory && !S_ISDIR(st.st_mode))
+    return fail(l, value->line, entry->name, "%s is not a directory", path);
+  if (!directory && !S_ISREG(st.st_mode))
+    return fail(l, value->line, entry->name, "%s is not a regular file", path);
+  if (access(path, directory ? R_OK | X_OK : R_OK) != 0)
+    return fail(l, value->line, entry->name, "cannot read %s: %s", path, strerror(errno));
+  return directory ? 0 : check_file_content(l, entry, value->line, path);
+}
+
 static int load_service_value(loader *l, const service_key *entry, const reel_yaml_node *value) {
   if (is_null(value)) return 0; /* an empty value keeps the default */
   switch (entry->type) {
@@ -704,8 +878,8 @@ static int load_service_value(loader *l, const service_key *entry, const reel_ya
     case VALUE_BOOLEAN: {
       int parsed;
       if (!read_boolean(value, 1, &parsed)) {
-        char shown[96];
-        describe_value(value, 0, shown, sizeof shown);
+        char shown[160];
+        describe_service_value(entry, value, boolean_fits, shown, sizeof shown);
         return fail(l, value->line, entry->name, "expected true or false, got %s", shown);
       }
       *(int *)field_of(l->config, entry) = parsed;
@@ -717,6 +891,9 @@ static int load_service_value(loader *l, const service_key *entry, const reel_ya
       return load_tokens(l, entry, value);
     case VALUE_PROXIES:
       return load_proxies(l, entry, value);
+    case VALUE_FILE:
+    case VALUE_DIRECTORY:
+      return load_path(l, entry, value);
   }
   return 0;
 }
@@ -907,43 +1084,84 @@ static int load_command(loader *l, const pipeline_key *entry, const reel_yaml_no
   return 0;
 }
 
+/* 1 for an espeak-ng voice name: "en-us", "fr", "mb-fr1", "en+f3", "roa/fr". */
+static int is_voice_name(const char *text, size_t length) {
+  if (length == 0 || length > 64) return 0;
+  for (size_t i = 0; i < length; i++) {
+    char c = text[i];
+    if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '_' ||
+          c == '/'))
+      return 0;
+  }
+  return 1;
+}
+
+/* What a known pipeline key's value should have been, such as "an integer
+ * from 1 to 64", or NULL when `value` is acceptable (null always is). `out`
+ * holds the text when it has to be made. */
+static const char *pipeline_value_problem(const pipeline_key *entry, const json_t *value, char *out, size_t size) {
+  if (json_is_null(value)) return NULL;
+  switch (entry->type) {
+    case PIPELINE_TEXT:
+      return json_is_string(value) ? NULL : "a string";
+    case PIPELINE_CHOICE:
+      list_in_words(entry->choices, out, size);
+      return json_is_string(value) && in_list(entry->choices, json_string_value(value), json_string_length(value))
+                 ? NULL
+                 : out;
+    case PIPELINE_NUMBER: {
+      snprintf(out, size, "a number from %g to %g", entry->minimum, entry->maximum);
+      double number = json_number_value(value);
+      return json_is_number(value) && number >= entry->minimum && number <= entry->maximum ? NULL : out;
+    }
+    case PIPELINE_INTEGER: {
+      snprintf(out, size, "an integer from %.0f to %.0f", entry->minimum, entry->maximum);
+      double number = (double)json_integer_value(value);
+      return json_is_integer(value) && number >= entry->minimum && number <= entry->maximum ? NULL : out;
+    }
+    case PIPELINE_BOOLEAN:
+      return json_is_boolean(value) ? NULL : "true or false";
+    case PIPELINE_FRAME_SIZE: {
+      int width, height;
+      return json_is_string(value) && reel_render_parse_size(json_string_value(value), &width, &height) == 0
+                 ? NULL
+                 : "a frame size \"W*H\" or \"WxH\" such as \"1280*720\" (even numbers from 16 to 7680)";
+    }
+    case PIPELINE_VOICE:
+      return json_is_string(value) && is_voice_name(json_string_value(value), json_string_length(value))
+                 ? NULL
+                 : "an espeak-ng voice name such as en-us, fr or de (letters, digits, -, +, _ and /)";
+    case PIPELINE_MAPPING:
+      return json_is_object(value) ? NULL : "a mapping (keys indented below it)";
+    case PIPELINE_COMMAND:
+      return NULL;
+  }
+  return NULL;
+}
+
 /* Checks a known pipeline key's value; fills the parsed views in reel_config. */
 static int check_pipeline_value(loader *l, const pipeline_key *entry, const reel_yaml_node *node,
                                 const json_t *value) {
   if (json_is_null(value)) return 0;
-  const char *expected = NULL;
-  char allowed[128];
-  switch (entry->type) {
-    case PIPELINE_TEXT:
-      if (!json_is_string(value)) expected = "a string";
-      break;
-    case PIPELINE_CHOICE:
-      list_in_words(entry->choices, allowed, sizeof allowed);
-      if (!json_is_string(value) ||
-          !in_list(entry->choices, json_string_value(value), json_string_length(value)))
-        expected = allowed;
-      break;
-    case PIPELINE_POSITIVE_NUMBER:
-      if (!json_is_number(value) || json_number_value(value) <= 0) expected = "a number > 0";
-      break;
-    case PIPELINE_INTEGER:
-      if (!json_is_integer(value)) expected = "an integer";
-      break;
-    case PIPELINE_POSITIVE_INTEGER:
-      if (!json_is_integer(value) || json_integer_value(value) < 1) expected = "an integer >= 1";
-      break;
-    case PIPELINE_BOOLEAN:
-      if (!json_is_boolean(value)) expected = "true or false";
-      break;
-    case PIPELINE_MAPPING:
-      if (!json_is_object(value)) expected = "a mapping (keys indented below it)";
-      break;
-    case PIPELINE_COMMAND:
-      return load_command(l, entry, node);
-  }
+  if (entry->type == PIPELINE_COMMAND) return load_command(l, entry, node);
+  char expected_text[160];
+  const char *expected = pipeline_value_problem(entry, value, expected_text, sizeof expected_text);
   if (!expected) return 0;
-  char shown[96];
-  describe_value(node, 0, shown, sizeof shown);
+  /* Would the same text be right with the quotes removed (or added)? */
+  const char *hint = NULL;
+  if (node->kind == REEL_YAML_SCALAR && !memchr(node->text, '\0', node->length)) {
+    reel_yaml_node other = *node;
+    other.plain = !node->plain;
+    loader silent = {.name = l->name, .config = l->config};
+    json_t *retyped = NULL;
+    char scratch[160];
+    if (to_json(&silent, &other, entry->name, &retyped) == 0 && !json_is_null(retyped) &&
+        !pipeline_value_problem(entry, retyped, scratch, sizeof scratch))
+      hint = node->plain ? "put it in quotes" : "write it without quotes";
+    json_decref(retyped);
+  }
+  char shown[160];
+  describe_wrong(node, hint, shown, sizeof shown);
   return fail(l, node->line, entry->name, "expected %s, got %s", expected, shown);
 }
 
@@ -1049,6 +1267,51 @@ static size_t pipeline_index(const char *name) {
   return i;
 }
 
+/* A place reeld creates if it is missing must not exist as the wrong kind of
+ * thing (data_dir as a file, database.path as a directory...). */
+static int check_place(loader *l, const char *key, unsigned long line, const char *path, int want_directory) {
+  struct stat st;
+  if (!path || stat(path, &st) != 0) return 0; /* made at start */
+  if (want_directory && !S_ISDIR(st.st_mode))
+    return fail(l, line, key, "%s exists but is not a directory", path);
+  if (!want_directory && S_ISDIR(st.st_mode))
+    return fail(l, line, key, "%s is a directory, not a database file", path);
+  return 0;
+}
+
+/* Number of code points in UTF-8 text (the loader has refused invalid UTF-8). */
+static size_t utf8_characters(const char *text, size_t length) {
+  size_t count = 0;
+  for (size_t i = 0; i < length; i++) count += ((unsigned char)text[i] & 0xC0) != 0x80;
+  return count;
+}
+
+/* The checks of finish() that look at the file system, and the config's own prompt. */
+static int check_places(loader *l) {
+  reel_config *config = l->config;
+  unsigned long data_dir_line = l->service_lines[service_index("service.data_dir")];
+  unsigned long line = data_dir_line ? data_dir_line : l->service_line ? l->service_line : 1;
+  int rc = check_place(l, "service.data_dir", line, config->data_dir, 1);
+  unsigned long database_line = l->service_lines[service_index("service.database.path")];
+  if (!rc)
+    rc = check_place(l, database_line ? "service.database.path" : "service.data_dir",
+                     database_line ? database_line : line, config->database_path, 0);
+  unsigned long storage_line = l->service_lines[service_index("service.storage.path")];
+  if (!rc && strcmp(config->storage_backend, "local") == 0)
+    rc = check_place(l, storage_line ? "service.storage.path" : "service.data_dir",
+                     storage_line ? storage_line : line, config->storage_path, 1);
+  if (rc) return rc;
+  const json_t *prompt = json_object_get(config->pipeline, "prompt");
+  if (json_is_string(prompt)) {
+    size_t characters = utf8_characters(json_string_value(prompt), json_string_length(prompt));
+    if (characters > (size_t)config->max_prompt_chars)
+      return fail(l, l->pipeline_lines[pipeline_index("pipeline.prompt")], "pipeline.prompt",
+                  "has %zu characters; service.max_prompt_chars allows at most %d", characters,
+                  config->max_prompt_chars);
+  }
+  return 0;
+}
+
 /* Checks that need several keys, and fills defaults that depend on others. */
 static int finish(loader *l) {
   reel_config *config = l->config;
@@ -1102,6 +1365,7 @@ static int finish(loader *l) {
       config->public_base_url = NULL;
       return out_of_memory(l);
     }
+    config->public_base_url_derived = 1;
   }
 
   static const struct {
@@ -1129,7 +1393,7 @@ static int finish(loader *l) {
                 "required when pipeline.default_backend is command "
                 "(such as command: [python3, pipeline.py])");
   }
-  return 0;
+  return check_places(l);
 }
 
 static int apply_defaults(reel_config *config) {
@@ -1140,6 +1404,8 @@ static int apply_defaults(reel_config *config) {
       case VALUE_STRING:
       case VALUE_CHOICE:
       case VALUE_URL:
+      case VALUE_FILE:
+      case VALUE_DIRECTORY:
         if (entry->default_text && !(*(char **)field = strdup(entry->default_text))) return REEL_ENOMEM;
         break;
       case VALUE_INT:
@@ -1290,7 +1556,8 @@ void reel_config_free(reel_config *cfg) {
   if (!cfg) return;
   for (size_t i = 0; i < SERVICE_KEY_COUNT; i++) {
     value_type type = service_keys[i].type;
-    if (type == VALUE_STRING || type == VALUE_CHOICE || type == VALUE_URL)
+    if (type == VALUE_STRING || type == VALUE_CHOICE || type == VALUE_URL || type == VALUE_FILE ||
+        type == VALUE_DIRECTORY)
       free(*(char **)field_of(cfg, &service_keys[i]));
   }
   for (int i = 0; i < cfg->n_listen && i < REEL_MAX_LISTEN; i++) free(cfg->listen[i]);

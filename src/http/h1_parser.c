@@ -337,6 +337,43 @@ static int parse_head_block(const char *data, size_t start, size_t end, reel_h1_
   return apply_headers(req);
 }
 
+enum { LINE_METHOD, LINE_TARGET, LINE_VERSION, LINE_DONE };
+
+/* Checks the request-line of an incomplete head in data[from..limit)
+ * (resuming where the last call stopped), so that bytes which cannot start a
+ * request (a NUL, a TLS ClientHello, text that is not "token SP target SP
+ * HTTP/d.d") are refused at once instead of waiting for header_timeout.
+ * Returns 0 (could still be valid) or REEL_EPARSE, which is then the answer
+ * the whole head would get too (parse_request_line checks the same things in
+ * the same order; a well-formed but unsupported version is left to it).
+ * Work is linear over all calls. */
+static int check_partial_head(const char *data, size_t start, size_t limit, reel_h1_request *req) {
+  static const char version[] = "HTTP/d.d";
+  size_t i = req->partial_checked_ > start ? req->partial_checked_ : start;
+  for (; i < limit && req->line_part_ != LINE_DONE; i++) {
+    char c = data[i];
+    size_t at = i - start; /* offset in the request-line */
+    if (req->line_part_ == LINE_METHOD) {
+      if (c == ' ' && at > 0) req->line_part_ = LINE_TARGET, req->partial_checked_ = i + 1;
+      else if (!is_token_char(c)) return REEL_EPARSE;
+    } else if (req->line_part_ == LINE_TARGET) {
+      if (c == ' ' && data[i - 1] != ' ') req->line_part_ = LINE_VERSION, req->partial_checked_ = i + 1;
+      else if (!is_target_char(c)) return REEL_EPARSE;
+    } else {
+      size_t k = i - req->partial_checked_;
+      if (k == sizeof version - 1) {
+        if (c != '\r') return REEL_EPARSE;
+        req->line_part_ = LINE_DONE;
+      } else if (version[k] == 'd' ? !is_digit(c) : c != version[k]) {
+        return REEL_EPARSE;
+      }
+      continue; /* partial_checked_ marks where the version began */
+    }
+  }
+  if (req->line_part_ != LINE_VERSION) req->partial_checked_ = limit;
+  return 0;
+}
+
 /* Finds and parses the head. The head is counted from data[0] (skipped empty
  * lines included) and may not pass max_header_bytes, which is known as soon
  * as that many bytes are in without its end. */
@@ -347,7 +384,7 @@ static int read_head(const char *data, size_t len, reel_h1_request *req) {
   if (rc == 0) {
     size_t limit = len < max ? len : max;
     rc = find_block_end(data, start, limit, &req->head_scanned_, &end);
-    if (rc == BLOCK_INCOMPLETE) rc = REEL_EAGAIN;
+    if (rc == BLOCK_INCOMPLETE) rc = check_partial_head(data, start, limit, req) ? REEL_EPARSE : REEL_EAGAIN;
     if (rc == BLOCK_COMPLETE) rc = 0;
   }
   if (rc == REEL_EAGAIN) return len >= max ? REEL_EHEADERS_TOO_LARGE : REEL_EAGAIN;

@@ -57,6 +57,8 @@ typedef struct {
   size_t chunk_resume_;         /* chunked: offset of the first chunk not yet decoded */
   size_t chunk_extension_bytes_; /* chunked: extension bytes in the chunks decoded so far */
   size_t trailer_scanned_;      /* chunked: the search for the trailers' end resumes here */
+  size_t partial_checked_;      /* an incomplete head was checked up to here */
+  int line_part_;               /* which part of the request-line partial_checked_ is in */
 } reel_h1_request;
 
 /* Prepares req for a first parse call (body buffer capped at limits->max_body_bytes). */
@@ -68,7 +70,9 @@ void reel_h1_request_free(reel_h1_request *req);
  * req and a longer buffer (same prefix) after REEL_EAGAIN. Returns:
  *   > 0                     bytes used by the complete request;
  *   REEL_EAGAIN             need more bytes (head_complete tells whether the head is in);
- *   REEL_EPARSE             malformed request or framing (400, then close), including
+ *   REEL_EPARSE             malformed request or framing (400, then close), as soon as
+ *                           the bytes in cannot begin a valid request-line (a NUL, a
+ *                           byte that cannot be in a method, a bad prefix), including
  *                           both Content-Length and Transfer-Encoding, conflicting
  *                           Content-Lengths, bad chunk sizes, obs-fold, bare LF in the
  *                           head, control characters in the target, a target that is

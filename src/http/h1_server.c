@@ -17,12 +17,20 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "http/address.h"
+#include "http/fd_limit.h"
 #include "http/h2_session.h"
+#include "http/response_file.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "metrics/metrics.h"
 
 #define FILE_CHUNK (256 * 1024)
+/* Lingering close after an error response (see conn_linger): input is read and
+ * dropped for at most LINGER_MS in all, LINGER_IDLE_MS without a byte, and
+ * LINGER_MAX_BYTES, then the socket is closed. */
+#define LINGER_MS 5000
+#define LINGER_IDLE_MS 2000
+#define LINGER_MAX_BYTES ((uint64_t)64 << 20)
 
 typedef enum { CONN_READING, CONN_HANDLING, CONN_WRITING } conn_state;
 
@@ -44,6 +52,11 @@ struct reel_http_connection {
   int closing;
   int handles_open;
   uint64_t request_started_ms; /* loop time when the first byte of the current request arrived */
+  int peer_eof;                /* the client closed its sending side */
+  int lingering;               /* write side shut after an error response; input is dropped */
+  uint64_t linger_until_ms;
+  uint64_t linger_bytes;
+  uv_shutdown_t shutdown_req;
   char remote[64];
   /* HTTP/2 (prior knowledge): chosen when the first bytes are the preface */
   int protocol_chosen;   /* the first bytes have been looked at */
@@ -78,6 +91,7 @@ struct exchange {
   reel_buf body;    /* decoded body (moved from the parser) */
   int head_method;
   int keep_alive;
+  int status;       /* of the response being written */
   reel_buf out;     /* serialized head + in-memory body */
   uv_write_t write_req;
   int file_fd;
@@ -116,13 +130,20 @@ static void arm_timer(reel_http_connection *c);
 
 static void on_timeout(uv_timer_t *t) {
   reel_http_connection *c = t->data;
+  if (c->lingering) {
+    conn_close(c);
+    return;
+  }
   if (c->h2) {
-    /* a request with the handler keeps the connection; a stalled write or idleness does not */
-    if (!c->h2_writing && reel_h2_session_handling(c->h2) > 0) {
+    /* the session's deadline: idleness, or responses that make no progress
+     * (inbound PING, SETTINGS or WINDOW_UPDATE frames do not move it) */
+    const char *why = NULL;
+    uint64_t deadline = reel_h2_session_deadline_ms(c->h2, &why);
+    if (deadline > reel_mono_ns() / 1000000) {
       arm_timer(c);
       return;
     }
-    if (c->h2_writing) reel_log(REEL_LOG_INFO, "write stalled", "{s:s}", "remote", c->remote);
+    if (why) reel_log(REEL_LOG_INFO, why, "{s:s}", "remote", c->remote);
     conn_close(c);
     return;
   }
@@ -142,7 +163,16 @@ static void on_timeout(uv_timer_t *t) {
 static void arm_timer(reel_http_connection *c) {
   if (c->closing) return;
   uint64_t timeout = c->srv->idle_timeout_ms;
+  if (c->lingering) {
+    uint64_t now = uv_now(c->srv->loop);
+    timeout = now >= c->linger_until_ms ? 1 : c->linger_until_ms - now;
+    if (timeout > LINGER_IDLE_MS) timeout = LINGER_IDLE_MS;
+    uv_timer_start(&c->timer, on_timeout, timeout, 0);
+    return;
+  }
   if (c->h2) {
+    uint64_t deadline = reel_h2_session_deadline_ms(c->h2, NULL), now = reel_mono_ns() / 1000000;
+    if (deadline != UINT64_MAX) timeout = deadline > now ? deadline - now : 0;
     uv_timer_start(&c->timer, on_timeout, timeout, 0);
     return;
   }
@@ -163,6 +193,12 @@ static void arm_timer(reel_http_connection *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   reel_http_connection *c = h->data;
+  if (c->lingering) { /* input is dropped unread: any scratch space will do */
+    static char discard[65536]; /* loop thread only */
+    buf->base = discard;
+    buf->len = sizeof discard;
+    return;
+  }
   if (c->tls) {
     /* ciphertext: read at most one buffer ahead of what GnuTLS has taken */
     size_t want = 65536;
@@ -227,8 +263,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     stop_reading(c);
     return;
   }
+  if (c->lingering) {
+    c->linger_bytes += nread > 0 ? (uint64_t)nread : 0;
+    if (nread < 0 || c->linger_bytes > LINGER_MAX_BYTES) conn_close(c);
+    else arm_timer(c);
+    return;
+  }
   if (nread < 0) {
     /* EOF or error: finish any response in flight, then close */
+    c->peer_eof = 1;
     stop_reading(c);
     if (c->h2) {
       conn_close(c); /* streams still with the handler are detached */
@@ -309,12 +352,16 @@ fail:
   exchange_free(ex);
 }
 
+static void conn_linger(reel_http_connection *c);
+
 static void finish_exchange(reel_http_connection *c, exchange *ex) {
   int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
+  int error = ex->status >= 400;
   c->current = NULL;
   exchange_free(ex);
   if (!keep) {
-    conn_close(c);
+    if (error && !c->srv->shutting_down) conn_linger(c);
+    else conn_close(c);
     return;
   }
   c->state = CONN_READING;
@@ -332,13 +379,18 @@ static void finish_exchange(reel_http_connection *c, exchange *ex) {
 static void transport_send(reel_http_request *req, reel_http_response *resp) {
   exchange *ex = (exchange *)req;
   reel_http_connection *c = ex->conn;
+  if (!ex->head_method && !resp->head_only) reel_http_response_open_file(resp, req); /* 503 when no fd is left */
   reel_http_request_finished(req, resp->status);
   reel_buf_init(&ex->out, (size_t)65 << 20);
-  int64_t length = resp->file_fd >= 0 ? resp->file_length : (int64_t)resp->body.len;
+  int64_t length = resp->file_fd >= 0 || resp->file_open ? resp->file_length
+                                                         : (int64_t)(resp->body.len + resp->static_len);
+  const void *static_body = resp->static_body; /* shared and immutable: written by reference */
+  size_t static_len = resp->static_len;
   int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
   const char *conn_header = reel_http_response_get_header(resp, "Connection");
   if (conn_header && strcasecmp(conn_header, "close") == 0) keep = 0;
   ex->keep_alive = keep;
+  ex->status = resp->status;
   int rc = reel_buf_printf(&ex->out, "HTTP/1.1 %d %s\r\n", resp->status, reel_http_reason(resp->status));
   for (int i = 0; rc == 0 && i < resp->n_headers; i++) {
     if (strcasecmp(resp->headers[i].name, "Connection") == 0) continue;
@@ -351,6 +403,7 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
   if (rc == 0) rc = reel_buf_printf(&ex->out, "Connection: %s\r\n\r\n", keep ? "keep-alive" : "close");
   int send_body = !ex->head_method && !resp->head_only && resp->status != 304;
   if (rc == 0 && send_body && resp->file_fd < 0) rc = reel_buf_append(&ex->out, resp->body.data, resp->body.len);
+  if (!send_body || resp->file_fd >= 0) static_len = 0;
   if (send_body && resp->file_fd >= 0) {
     ex->file_fd = resp->file_fd;
     resp->file_fd = -1;
@@ -365,10 +418,11 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
     return;
   }
   c->state = CONN_WRITING;
-  uv_buf_t b = uv_buf_init(ex->out.data, (unsigned)ex->out.len);
+  uv_buf_t b[2] = {uv_buf_init(ex->out.data, (unsigned)ex->out.len),
+                   uv_buf_init((char *)static_body, (unsigned)static_len)};
   ex->write_req.data = ex;
   arm_timer(c);
-  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
+  if (conn_write(c, &ex->write_req, b, static_len ? 2 : 1, on_write) != 0) {
     c->current = NULL;
     conn_close(c);
     exchange_free(ex);
@@ -536,6 +590,38 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   check_drained(srv);
 }
 
+/* Ends the connection after an error response without resetting a client that
+ * is still sending (which would make it see ECONNRESET instead of the status):
+ * the write side is shut once the response is out, then input is read and
+ * dropped until the client closes or a bound (LINGER_*) is reached, as nginx's
+ * lingering_close does. */
+static void conn_linger(reel_http_connection *c) {
+  if (c->closing || c->lingering) return;
+  if (c->peer_eof || c->tls_eof) {
+    conn_close(c);
+    return;
+  }
+  c->lingering = 1;
+  c->linger_until_ms = uv_now(c->srv->loop) + LINGER_MS;
+  reel_buf_reset(&c->in);
+  if (c->tls && c->tls_handshaken) {
+    gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* close_notify before the FIN */
+    if (c->tls_out.len > 0) {
+      uv_buf_t b = uv_buf_init(c->tls_out.data, (unsigned)c->tls_out.len);
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      reel_buf_reset(&c->tls_out);
+    }
+    c->tls_handshaken = 0;
+  }
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, NULL) != 0) {
+    conn_close(c);
+    return;
+  }
+  stop_reading(c);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  arm_timer(c);
+}
+
 static void conn_close(reel_http_connection *c) {
   if (c->closing) return;
   c->closing = 1;
@@ -571,8 +657,20 @@ static void on_connection(uv_stream_t *listener, int status) {
   uv_tcp_init(srv->loop, &c->tcp);
   c->tcp.data = c;
   c->handles_open = 1;
+  int index = (int)((uv_tcp_t *)listener - srv->listeners);
+  uv_os_fd_t fd = -1;
   if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || srv->shutting_down ||
       srv->n_connections >= srv->max_connections) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && !reel_fd_limit_allows(fd)) {
+    /* only the reserve is left (http/fd_limit.h): refuse, with a 503 where it can be read */
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+    uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
+    if (!srv->listener_tls[index]) uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    reel_fd_limit_report("connection refused", "accepting it would use the descriptor reserve");
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return;
   }
@@ -592,7 +690,6 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (c->next) c->next->prev = c;
   srv->connections = c;
   srv->n_connections++;
-  int index = (int)((uv_tcp_t *)listener - srv->listeners);
   if (srv->listener_tls[index] && tls_start(c) != 0) {
     reel_log(REEL_LOG_ERROR, "cannot start a TLS session", "{s:s}", "remote", c->remote);
     conn_close(c);
@@ -661,7 +758,7 @@ void reel_http_server_shutdown(reel_http_server *srv) {
     if (c->h2) {
       reel_h2_session_shutdown(c->h2); /* GOAWAY; accepted streams finish */
       h2_pump(c);
-    } else if (c->state == CONN_READING && c->in.len == 0) conn_close(c);
+    } else if (c->lingering || (c->state == CONN_READING && c->in.len == 0)) conn_close(c);
     else c->keep_alive = 0;
     c = next;
   }
@@ -705,7 +802,10 @@ static void h2_pump(reel_http_connection *c) {
   if (c->h2_close_after_write || !reel_h2_session_want_io(c->h2)) conn_close(c);
 }
 
-static void h2_on_output(void *io) { h2_pump(io); }
+static void h2_on_output(void *io) {
+  h2_pump(io);
+  arm_timer(io); /* a late response may start the session's send deadline */
+}
 
 /* Looks at the first bytes of a connection: the HTTP/2 preface switches it to
  * an HTTP/2 session, anything else stays HTTP/1.1. Returns nonzero while a
@@ -731,6 +831,8 @@ static int h2_choose(reel_http_connection *c) {
       .extra_header_value = srv->extra_header_value,
       .remote = c->remote,
       .secure = c->tls != NULL,
+      .idle_timeout_ms = srv->idle_timeout_ms,
+      .send_timeout_ms = srv->idle_timeout_ms,
       .on_output = h2_on_output,
       .io = c,
   };

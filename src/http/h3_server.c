@@ -431,7 +431,10 @@ static int cb_stream_reset(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_si
                            void *user_data, void *stream_user_data) {
   (void)qc, (void)final_size, (void)app_error_code, (void)stream_user_data;
   h3_conn *c = user_data;
-  if (c->h3) reel_h3_session_stream_reset(c->h3, stream_id);
+  if (c->h3 && reel_h3_session_stream_reset(c->h3, stream_id) != 0) {
+    conn_set_app_error(c, reel_h3_session_error_code(c->h3)); /* a reset flood: H3_EXCESSIVE_LOAD */
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
   return 0;
 }
 
@@ -506,6 +509,8 @@ static int conn_setup_h3(h3_conn *c) {
       .extra_header_name = s->cfg.extra_header_name,
       .extra_header_value = s->cfg.extra_header_value,
       .remote = c->remote_text,
+      .idle_timeout_ms = s->cfg.idle_timeout_ms,
+      .send_timeout_ms = s->cfg.idle_timeout_ms,
       .consumed = hook_consumed,
       .shutdown_read = hook_shutdown_read,
       .shutdown_write = hook_shutdown_write,
@@ -638,6 +643,15 @@ static void on_conn_timer(uv_timer_t *t) {
     conn_free(c); /* the closing or draining period is over */
     return;
   }
+  int stalled = 0;
+  if (c->h3 && reel_h3_session_deadline_ms(c->h3, &stalled) <= now_ns() / NGTCP2_MILLISECONDS) {
+    /* the session's deadline, which PINGs and flow-control frames do not move */
+    if (stalled) reel_log(REEL_LOG_INFO, "HTTP/3 responses made no progress: connection closed", "{s:s}", "remote",
+                          c->remote_text);
+    conn_set_app_error(c, stalled ? REEL_H3_EXCESSIVE_LOAD : REEL_H3_NO_ERROR);
+    conn_close(c);
+    return;
+  }
   int rv = ngtcp2_conn_handle_expiry(c->qc, now_ns());
   if (rv != 0) {
     if (rv == NGTCP2_ERR_IDLE_CLOSE) {
@@ -670,6 +684,11 @@ static void conn_arm_timer(h3_conn *c) {
     ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = now_ns();
     if (expiry == UINT64_MAX) timeout_ms = 3600 * 1000; /* nothing due: the idle timeout always is */
     else timeout_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
+    uint64_t deadline = c->h3 ? reel_h3_session_deadline_ms(c->h3, NULL) : UINT64_MAX, now_ms = now / NGTCP2_MILLISECONDS;
+    if (deadline != UINT64_MAX) {
+      uint64_t left = deadline > now_ms ? deadline - now_ms : 0;
+      if (left < timeout_ms) timeout_ms = left;
+    }
   }
   uv_timer_start(&c->timer, on_conn_timer, timeout_ms, 0);
 }

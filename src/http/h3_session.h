@@ -15,7 +15,22 @@
  * Limits: the header section is capped at max_header_bytes (431 beyond,
  * also advertised as SETTINGS_MAX_FIELD_SECTION_SIZE), the body at
  * max_body_bytes (413 beyond), request streams by the owner's QUIC stream
- * limit. A request still with the handler when its stream is reset or the
+ * limit. Responses waiting on flow control hold bounded resources, as in
+ * h2_session: shared static bodies are sent by reference, at most
+ * REEL_H3_MAX_OPEN_FILES response files are open per connection (later ones
+ * wait, unopened, for a slot), unsent in-memory bodies are capped at
+ * REEL_H3_MAX_BUFFERED_BYTES per connection (beyond it, with another still
+ * unacknowledged, a response becomes a 503), and streams reset by the client
+ * faster than a rate end the connection with H3_EXCESSIVE_LOAD.
+ *
+ * Deadlines: reel_h3_session_deadline_ms, like its HTTP/2 twin: with response
+ * bytes pending, send_timeout_ms after the last progress (REEL_H3_PROGRESS_BYTES
+ * acknowledged, or a response finished); otherwise, with no request being
+ * handled, idle_timeout_ms after the last request activity. QUIC PINGs and
+ * flow-control frames do not move it (QUIC's own idle timer, which they do
+ * reset, runs beside it).
+ *
+ * A request still with the handler when its stream is reset or the
  * session is freed is detached, so the late reel_http_send frees it. */
 #ifndef REEL_H3_SESSION_H
 #define REEL_H3_SESSION_H
@@ -29,7 +44,12 @@
 #define REEL_H3_NO_ERROR 0x100
 #define REEL_H3_GENERAL_PROTOCOL_ERROR 0x101
 #define REEL_H3_INTERNAL_ERROR 0x102
+#define REEL_H3_EXCESSIVE_LOAD 0x107
 #define REEL_H3_REQUEST_CANCELLED 0x10c
+
+#define REEL_H3_MAX_OPEN_FILES 8                   /* response files open at once per connection */
+#define REEL_H3_MAX_BUFFERED_BYTES ((size_t)1 << 20) /* unacknowledged in-memory response bytes per connection */
+#define REEL_H3_PROGRESS_BYTES 16384                /* acknowledged bytes that count as progress */
 
 typedef struct reel_h3_session reel_h3_session;
 
@@ -48,6 +68,8 @@ typedef struct {
   void *app;
   const char *extra_header_name, *extra_header_value; /* added to every response, or NULL */
   const char *remote;                                 /* peer address for logs ("ip:port") */
+  uint64_t idle_timeout_ms; /* no request activity and nothing to send for this long: close (0: 60 s) */
+  uint64_t send_timeout_ms; /* response bytes pending and no progress for this long: close (0: 60 s) */
 
   /* QUIC hooks, each optional; io is passed back. The session may call them
    * from inside any of its functions, so an owner on ngtcp2 applies
@@ -105,8 +127,10 @@ void reel_h3_session_unblock_stream(reel_h3_session *s, int64_t stream_id);
 void reel_h3_session_shutdown_stream_write(reel_h3_session *s, int64_t stream_id);
 /* The peer reset stream_id or asked us to stop sending on it: a request not
  * answered yet is abandoned (detached if the handler holds it) and the
- * stream is aborted through the hooks. */
-void reel_h3_session_stream_reset(reel_h3_session *s, int64_t stream_id);
+ * stream is aborted through the hooks. Returns 0, or REEL_EPARSE when resets
+ * come faster than a rate (a flood: close the connection with
+ * reel_h3_session_error_code(), H3_EXCESSIVE_LOAD). */
+int reel_h3_session_stream_reset(reel_h3_session *s, int64_t stream_id);
 /* The QUIC stream is closed (app_error_code as received or sent, or
  * REEL_H3_NO_ERROR). Returns 0, or REEL_EPARSE when a critical stream closed
  * (close the connection with reel_h3_session_error_code()). */
@@ -123,6 +147,11 @@ int reel_h3_session_shutdown(reel_h3_session *s);
 int reel_h3_session_request_streams(const reel_h3_session *s);
 /* Requests handed to the handler and not answered yet. */
 int reel_h3_session_handling(const reel_h3_session *s);
+/* Monotonic milliseconds (reel_mono_ns() / 1e6) at which the owner should
+ * close the connection, or UINT64_MAX while a handler works and nothing is
+ * pending; *stalled (if not NULL) is set when that close is for responses
+ * that made no progress (close with H3_EXCESSIVE_LOAD), else it is idleness. */
+uint64_t reel_h3_session_deadline_ms(const reel_h3_session *s, int *stalled);
 /* The HTTP/3 error code for CONNECTION_CLOSE after a call failed. */
 uint64_t reel_h3_session_error_code(const reel_h3_session *s);
 

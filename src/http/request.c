@@ -21,6 +21,12 @@ reel_slice reel_http_request_header(const reel_http_request *req, const char *na
   return (reel_slice){NULL, 0};
 }
 
+int reel_http_request_header_count(const reel_http_request *req, const char *name) {
+  int count = 0;
+  for (int i = 0; i < req->n_headers; i++) count += reel_slice_caseeq(req->headers[i].name, name);
+  return count;
+}
+
 static int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -55,6 +61,7 @@ static int percent_decode(const char *s, size_t n, char **out) {
 int reel_http_query_param(const reel_http_request *req, const char *name, char **out) {
   const char *q = req->query.ptr, *end = q + req->query.len;
   size_t nlen = strlen(name);
+  const char *value = NULL, *value_end = NULL;
   *out = NULL;
   while (q && q < end) {
     const char *amp = memchr(q, '&', (size_t)(end - q));
@@ -62,13 +69,15 @@ int reel_http_query_param(const reel_http_request *req, const char *name, char *
     const char *eq = memchr(q, '=', (size_t)(stop - q));
     const char *kend = eq ? eq : stop;
     if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
-      const char *v = eq ? eq + 1 : stop;
-      int rc = percent_decode(v, (size_t)(stop - v), out);
-      return rc < 0 ? rc : 1;
+      if (value) return REEL_EPARSE; /* which one counts would be a guess */
+      value = eq ? eq + 1 : stop;
+      value_end = stop;
     }
     q = amp ? amp + 1 : end;
   }
-  return 0;
+  if (!value) return 0;
+  int rc = percent_decode(value, (size_t)(value_end - value), out);
+  return rc < 0 ? rc : 1;
 }
 
 void reel_http_response_init(reel_http_response *resp, int status) {
@@ -109,6 +118,10 @@ void reel_http_response_free(reel_http_response *resp) {
     close(resp->file_fd);
     resp->file_fd = -1;
   }
+  if (resp->file_ctx_free) resp->file_ctx_free(resp->file_ctx);
+  resp->file_open = NULL;
+  resp->file_ctx = NULL;
+  resp->file_ctx_free = NULL;
 }
 
 void reel_http_send(reel_http_request *req, reel_http_response *resp) {
@@ -118,6 +131,9 @@ void reel_http_send(reel_http_request *req, reel_http_response *resp) {
   }
   req->sent = 1;
   if (req->detached) {
+    /* the client left (an h2/h3 reset, a closed connection) after the handler
+     * acted, e.g. accepted a job: the request is still recorded */
+    reel_http_request_finished(req, resp->status);
     reel_http_response_free(resp);
     req->transport->free(req);
     return;
@@ -176,12 +192,10 @@ void reel_http_request_detach(reel_http_request *req) { req->detached = 1; }
 void reel_http_request_finished(const reel_http_request *r, int status) {
   double seconds = (double)(reel_mono_ns() - r->start_ns) / 1e9;
   reel_metrics_http_observe(reel_metrics_route(r->route ? r->route : "other"), status, seconds);
-  char method[16], path[512];
-  snprintf(method, sizeof method, "%.*s", (int)(r->method.len < 15 ? r->method.len : 15), r->method.ptr);
-  snprintf(path, sizeof path, "%.*s", (int)(r->path.len < 511 ? r->path.len : 511), r->path.ptr);
+  /* redacted whole, then cut: a secret crossing the cut must not survive in part */
   const reel_log_field fields[] = {
-      {.key = "method", .type = REEL_LOG_STR, .str = method},
-      {.key = "path", .type = REEL_LOG_STR, .str = path},
+      {.key = "method", .type = REEL_LOG_STRN, .str = r->method.ptr, .len = r->method.len, .max = 15},
+      {.key = "path", .type = REEL_LOG_STRN, .str = r->path.ptr, .len = r->path.len, .max = 511},
       {.key = "route", .type = REEL_LOG_STR, .str = r->route ? r->route : "-"},
       {.key = "status", .type = REEL_LOG_INT, .num = status},
       {.key = "duration_ms", .type = REEL_LOG_MS, .ms = seconds * 1000.0},
@@ -190,10 +204,16 @@ void reel_http_request_finished(const reel_http_request *r, int status) {
       {.key = "remote", .type = REEL_LOG_STR, .str = r->remote_addr},
       {.key = "scheme", .type = REEL_LOG_STR, .str = r->scheme ? r->scheme : "-"},
       {.key = "peer", .type = REEL_LOG_STR, .str = r->peer_addr}, /* only when a proxy forwarded the request */
+      {.key = "client", .type = REEL_LOG_STR, .str = "gone"},      /* only when the response could not be sent */
   };
-  int n = (int)(sizeof fields / sizeof *fields);
-  if (!r->peer_addr[0] || strcmp(r->peer_addr, r->remote_addr) == 0) n--;
-  reel_log_fields(REEL_LOG_INFO, "request", fields, n);
+  reel_log_field shown[sizeof fields / sizeof *fields];
+  int n = 0;
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+    if (strcmp(fields[i].key, "peer") == 0 && (!r->peer_addr[0] || strcmp(r->peer_addr, r->remote_addr) == 0)) continue;
+    if (strcmp(fields[i].key, "client") == 0 && !r->detached) continue;
+    shown[n++] = fields[i];
+  }
+  reel_log_fields(REEL_LOG_INFO, "request", shown, n);
 }
 
 const char *reel_http_reason(int status) {

@@ -40,10 +40,21 @@ struct reel_http_response {
     char *value;
   } headers[REEL_HTTP_MAX_RESPONSE_HEADERS];
   int n_headers;
-  reel_buf body;        /* in-memory body, or: */
+  reel_buf body;        /* in-memory body, followed by static_body if set, or: */
   int file_fd;          /* >= 0: stream file_length bytes from file_offset, then close */
   int64_t file_offset;
   int64_t file_length;
+  /* Shared immutable bytes (an asset loaded once, alive for the process's
+   * life) sent after body, by reference: never copied or freed per response. */
+  const void *static_body;
+  size_t static_len;
+  /* A file opened only when the transport is about to send it (file_fd < 0,
+   * file_offset and file_length set): file_open(file_ctx, &fd) opens it, see
+   * http/response_file.h. file_ctx_free(file_ctx) runs when the response is
+   * freed. Transports call reel_http_response_open_file, never file_open. */
+  int (*file_open)(void *ctx, int *fd);
+  void *file_ctx;
+  void (*file_ctx_free)(void *ctx);
   int head_only;        /* HEAD: headers (with the real Content-Length) but no body */
 };
 
@@ -72,9 +83,12 @@ struct reel_http_request {
 
 /* Returns the first header named name (case-insensitive), or {NULL, 0}. */
 reel_slice reel_http_request_header(const reel_http_request *req, const char *name);
+/* How many headers named NAME (case-insensitive) the request carries. */
+int reel_http_request_header_count(const reel_http_request *req, const char *name);
 /* Copies the query parameter name, percent-decoded ('+' as space), into a heap
- * string (*out, caller frees). Returns 1 if present, 0 if absent, REEL_EPARSE
- * for bad encoding, REEL_ETOOBIG over 4 KiB. */
+ * string (*out, caller frees). Returns 1 if present once, 0 if absent,
+ * REEL_EPARSE for bad encoding or a name given more than once, REEL_ETOOBIG
+ * over 4 KiB. */
 int reel_http_query_param(const reel_http_request *req, const char *name, char **out);
 
 /* Initialises resp with a status and no headers or body. */

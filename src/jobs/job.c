@@ -2,6 +2,8 @@
  * API, a worker or recovery, is checked against `allowed` below. */
 #include "jobs/job.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,21 +93,50 @@ static json_t *time_or_null(int64_t ms) {
 
 static json_t *string_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
 
+/* Rounds every real in a cost tree to milliseconds (three decimals): costs
+ * are sums of reported amounts, and 1.636 should not read 1.6359999999999999. */
+static void round_costs(json_t *value) {
+  const char *key;
+  json_t *child;
+  if (json_is_real(value)) {
+    json_real_set(value, round(json_real_value(value) * 1000.0) / 1000.0);
+  } else if (json_is_object(value)) {
+    json_object_foreach(value, key, child) round_costs(child);
+  }
+}
+
+json_t *reel_job_artifact_uri_json(const reel_job *job) {
+  const char *uri = job->artifact_uri;
+  if (!uri || !*uri) return json_null();
+  /* rows written before local storage said reel-local: kept "file:///KEY",
+   * which names a file that exists nowhere */
+  if (job->artifact_key && strncmp(uri, "file:///", 8) == 0 && strcmp(uri + 8, job->artifact_key) == 0) {
+    char *shown = NULL;
+    if (asprintf(&shown, "%s%s", REEL_LOCAL_URI_SCHEME, job->artifact_key) < 0) return NULL;
+    json_t *text = json_string(shown);
+    free(shown);
+    return text;
+  }
+  return json_string(uri);
+}
+
 json_t *reel_job_to_json(const reel_job *job) {
   json_t *o = json_object();
   if (!o) return NULL;
   json_object_set_new(o, "id", json_string(job->id));
   json_object_set_new(o, "status", json_string(reel_job_status_name(job->status)));
+  json_object_set_new(o, "prompt", job->prompt ? json_string(job->prompt) : json_null());
   json_object_set_new(o, "progress", json_integer(job->progress));
   json_object_set_new(o, "stage", string_or_null(job->stage));
   json_object_set_new(o, "created_at", time_or_null(job->created_ms));
   json_object_set_new(o, "started_at", time_or_null(job->started_ms));
   json_object_set_new(o, "finished_at", time_or_null(job->finished_ms));
   json_object_set_new(o, "gcs_uri", string_or_null(job->gcs_uri));
-  json_object_set_new(o, "artifact_uri", string_or_null(job->artifact_uri));
+  json_object_set_new(o, "artifact_uri", reel_job_artifact_uri_json(job));
   json_object_set_new(o, "error", string_or_null(job->error));
   json_object_set_new(o, "attempts", json_integer(job->attempts));
   json_t *cost = job->cost ? json_loads(job->cost, 0, NULL) : NULL;
+  round_costs(cost);
   json_object_set_new(o, "cost", cost ? cost : json_null());
   return o;
 }

@@ -34,7 +34,7 @@ typedef struct {
   int64_t run_after_ms;       /* a queued job is not claimed before this (retry backoff) */
   int cancel_requested;
   char *artifact_key;         /* storage key, e.g. "reel/2026-11/job_.../final_video.mp4" */
-  char *artifact_uri;         /* file://, s3:// or gs:// URI shown to clients */
+  char *artifact_uri;         /* reel-local:KEY, s3:// or gs:// URI shown to clients */
   char *gcs_uri;
   char *error;                /* human message when failed */
   char *failure_reason;       /* short label for metrics: "exit_status", "timeout", ... */
@@ -60,7 +60,14 @@ void reel_job_clear(reel_job *job);
 int reel_job_copy(reel_job *dst, const reel_job *src);
 /* Replaces a job's heap string field with a copy of value (NULL clears). */
 int reel_job_set_string(char **field, const char *value);
-/* The API representation (GET /v1/jobs/{id}): a new JSON object. */
+/* The API representation (GET /v1/jobs/{id}): a new JSON object. Costs are
+ * rounded to three decimals (print them with JSON_REAL_PRECISION(15) or more). */
 json_t *reel_job_to_json(const reel_job *job);
+/* The job's artifact_uri as clients see it: a JSON string, or null before the
+ * job has an artifact (NULL on OOM). Local storage's objects are shown as
+ * "reel-local:KEY", also for rows stored with the older "file:///KEY". */
+json_t *reel_job_artifact_uri_json(const reel_job *job);
+/* How local storage names an object in artifact_uri: "reel-local:" + its key. */
+#define REEL_LOCAL_URI_SCHEME "reel-local:"
 
 #endif

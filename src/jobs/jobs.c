@@ -259,7 +259,10 @@ static int run_op(reel_store *s, reel_store_call *call) {
     if (rc == 0) memcpy(op->counts, jobs->counts, sizeof op->counts);
     return rc;
   }
-  case REEL_JOB_OP_PING: return s->ops->ping(s);
+  case REEL_JOB_OP_PING:
+    if (!op->probe) return s->ops->ping(s);
+    op->call.writes = 1;
+    return s->ops->probe(s, reel_now_ms());
   }
   return REEL_EINVAL;
 }
@@ -267,12 +270,24 @@ static int run_op(reel_store *s, reel_store_call *call) {
 static void op_done(reel_store_call *call, int result) {
   reel_job_op *op = (reel_job_op *)call;
   reel_jobs *jobs = op->jobs;
-  if (result == REEL_ESTORE)
+  if (op->cancel_orphan) { /* the second half of a CANCEL: the job was ended here */
+    op->cancel_orphan = 0;
+    op->kind = REEL_JOB_OP_CANCEL;
+    if (result == 0)
+      reel_log(REEL_LOG_WARN, "canceled a job no process was running", "{s:s}", "job_id", op->id);
+  } else if (result == 0 && op->kind == REEL_JOB_OP_CANCEL && op->was_running && jobs->listener.cancel_requested &&
+             jobs->listener.cancel_requested(jobs->listener.data, op->id) == REEL_ENOTFOUND) {
+    /* nothing of ours runs it, so nothing else would ever end it: end it now */
+    reel_job_clear(&op->job);
+    op->kind = REEL_JOB_OP_CANCELED;
+    op->cancel_orphan = 1;
+    reel_jobs_run(jobs, op);
+    return;
+  }
+  if (result == REEL_ESTORE && op->kind != REEL_JOB_OP_PING) /* the executor logs the cause of store failures */
     reel_log(REEL_LOG_ERROR, "job operation failed", "{s:s, s:s}", "op", op_names[op->kind], "job_id", op->id);
   if (result == 0 && op->kind == REEL_JOB_OP_SUBMIT && jobs->listener.submitted)
     jobs->listener.submitted(jobs->listener.data);
-  if (result == 0 && op->kind == REEL_JOB_OP_CANCEL && op->was_running && jobs->listener.cancel_requested)
-    jobs->listener.cancel_requested(jobs->listener.data, op->id);
   if (result == 0 && op->kind == REEL_JOB_OP_RETRY && jobs->listener.submitted)
     jobs->listener.submitted(jobs->listener.data);
   op->cb(op, result);
@@ -291,7 +306,53 @@ int reel_jobs_init(reel_jobs *jobs, uv_loop_t *loop, reel_store *store, int max_
   return reel_store_executor_start(&jobs->executor, loop, store);
 }
 
+/* ---- the periodic probe ---- */
+
+#define PROBE_HEALTHY_MS 5000 /* between probes while the store commits */
+#define PROBE_TICK_MS 1000    /* the timer; also the interval while it fails */
+
+static void probe_done(reel_job_op *op, int result) {
+  (void)result;
+  reel_jobs *jobs = op->data;
+  jobs->probe_in_flight = 0;
+}
+
+static void on_probe_tick(uv_timer_t *t) {
+  reel_jobs *jobs = t->data;
+  if (jobs->probe_in_flight) return;
+  char msg[8];
+  int64_t now = reel_now_ms();
+  int healthy = reel_store_executor_health(&jobs->executor, msg, sizeof msg) == 0;
+  if (healthy && now - jobs->last_probe_ms < PROBE_HEALTHY_MS) return;
+  jobs->last_probe_ms = now;
+  reel_job_op_init(&jobs->probe_op, REEL_JOB_OP_PING);
+  jobs->probe_op.probe = 1;
+  jobs->probe_op.cb = probe_done;
+  jobs->probe_op.data = jobs;
+  jobs->probe_in_flight = 1;
+  reel_jobs_run(jobs, &jobs->probe_op);
+}
+
+void reel_jobs_watch(reel_jobs *jobs, uv_loop_t *loop) {
+  if (jobs->watching) return;
+  uv_timer_init(loop, &jobs->probe_timer);
+  jobs->probe_timer.data = jobs;
+  uv_timer_start(&jobs->probe_timer, on_probe_tick, PROBE_TICK_MS, PROBE_TICK_MS);
+  uv_unref((uv_handle_t *)&jobs->probe_timer); /* never what keeps the loop running */
+  jobs->watching = 1;
+  jobs->last_probe_ms = reel_now_ms();
+}
+
+int reel_jobs_health(reel_jobs *jobs, char *msg, size_t msglen) {
+  return reel_store_executor_health(&jobs->executor, msg, msglen);
+}
+
 void reel_jobs_close(reel_jobs *jobs) {
+  if (jobs->watching) {
+    uv_timer_stop(&jobs->probe_timer);
+    uv_close((uv_handle_t *)&jobs->probe_timer, NULL);
+    jobs->watching = 0;
+  }
   reel_store_executor_stop(&jobs->executor);
   if (jobs->store) jobs->store->ops->close(jobs->store);
   jobs->store = NULL;
@@ -306,6 +367,8 @@ void reel_job_op_init(reel_job_op *op, reel_job_op_kind kind) {
 
 void reel_jobs_run(reel_jobs *jobs, reel_job_op *op) {
   op->jobs = jobs;
+  op->call.writes = op->kind != REEL_JOB_OP_GET && op->kind != REEL_JOB_OP_LIST && op->kind != REEL_JOB_OP_LOGS &&
+                    op->kind != REEL_JOB_OP_COUNTS && op->kind != REEL_JOB_OP_PING;
   op->call.run = run_op;
   op->call.done = op_done;
   reel_store_executor_submit(&jobs->executor, &op->call);

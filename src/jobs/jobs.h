@@ -28,7 +28,7 @@
   XX(CANCELED, "canceled") /* in: id: the worker stopped a cancelled job        */ \
   XX(RECOVER, "recover")   /* in: max_attempts: requeue or fail orphaned runs  */ \
   XX(COUNTS, "counts")     /* out: counts                                      */ \
-  XX(PING, "ping")         /* readiness round trip                             */
+  XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe) */
 
 typedef enum {
 #define REEL_JOB_OP_ENUM_(name, text) REEL_JOB_OP_##name,
@@ -61,6 +61,8 @@ struct reel_job_op {
   char worker_id[64];   /* CLAIM */
   int64_t lease_ms;     /* CLAIM */
   int max_attempts;     /* RECOVER */
+  int probe;            /* PING: write the probe row (proves the store can commit) */
+  int cancel_orphan;    /* internal: CANCEL found no process running the job and ends it here */
   /* outputs */
   reel_job job;
   reel_job *list;
@@ -79,8 +81,12 @@ struct reel_job_op {
 
 /* Events reel_jobs reports on the loop thread after an operation commits. */
 typedef struct {
-  void (*submitted)(void *data);                           /* a job was queued */
-  void (*cancel_requested)(void *data, const char *job_id); /* a running job must stop */
+  void (*submitted)(void *data); /* a job was queued */
+  /* A running job must stop. Returns 0 when a run of this process is stopping
+   * it, REEL_ENOTFOUND when no process of this reeld runs it (its run was
+   * lost): the CANCEL then ends the job as canceled itself before answering,
+   * so a cancel that says ok has taken effect. */
+  int (*cancel_requested)(void *data, const char *job_id);
   void *data;
 } reel_jobs_listener;
 
@@ -93,11 +99,23 @@ struct reel_jobs {
   /* store-thread only: cached counts by status (valid while this process is the only writer) */
   int64_t counts[REEL_JOB_STATUS_COUNT];
   int counts_valid;
+  /* loop thread: the periodic store probe (reel_jobs_watch) */
+  uv_timer_t probe_timer;
+  int watching, probe_in_flight;
+  int64_t last_probe_ms;
+  reel_job_op probe_op;
 };
 
 /* Starts the store thread for store on loop. The store is owned by jobs from now on. */
 int reel_jobs_init(reel_jobs *jobs, uv_loop_t *loop, reel_store *store, int max_queue_depth,
                    size_t max_log_lines);
+/* Starts probing the store with a small write every few seconds (every
+ * second while it is failing), so readiness notices a full disk or a deleted
+ * database while no request writes, and notices recovery. */
+void reel_jobs_watch(reel_jobs *jobs, uv_loop_t *loop);
+/* Whether the store can commit: 0, or REEL_ESTORE with why (see
+ * reel_store_executor_health). */
+int reel_jobs_health(reel_jobs *jobs, char *msg, size_t msglen);
 /* Finishes queued operations, stops the thread and closes the store. */
 void reel_jobs_close(reel_jobs *jobs);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "render/lang.h"
 
 int reel_render_parse_size(const char *s, int *w, int *h) {
   char *end;
@@ -70,16 +71,32 @@ int reel_render_options_from_json(const json_t *pipeline, reel_render_options *o
     return REEL_EINVAL;
   }
   o->burn_captions = json_is_true(burn);
+  const json_t *voice = json_object_get(pipeline, "voice");
+  if (voice && !json_is_null(voice)) {
+    if (!json_is_string(voice) || !reel_lang_voice_name_ok(json_string_value(voice))) {
+      snprintf(err, errlen,
+               "pipeline.voice must be an espeak-ng voice name such as \"fr-fr\" or \"de\" (letters, digits, - _ + /; "
+               "espeak-ng --voices lists them)");
+      return REEL_EINVAL;
+    }
+    if (!(o->voice = strdup(json_string_value(voice)))) return REEL_ENOMEM;
+  }
   o->fps = fps;
   o->segment_duration = seconds;
   o->max_scenes = (int)max_scenes;
   o->base_seed = (uint64_t)seed;
   o->parallel_segments = (int)parallel;
   o->prompt = strdup(json_string_value(prompt));
-  return o->prompt ? 0 : REEL_ENOMEM;
+  if (!o->prompt) {
+    reel_render_options_free(o);
+    return REEL_ENOMEM;
+  }
+  return 0;
 }
 
 void reel_render_options_free(reel_render_options *o) {
   free(o->prompt);
+  free(o->voice);
   o->prompt = NULL;
+  o->voice = NULL;
 }

@@ -16,6 +16,7 @@ typedef struct {
   uint64_t base_seed;        /* pipeline.base_seed [0] */
   int parallel_segments;     /* pipeline.parallel_segments [2] */
   int burn_captions;         /* pipeline.burn_captions [false] */
+  char *voice;               /* pipeline.voice: an espeak-ng voice [NULL: chosen from the prompt's language] */
 } reel_render_options;
 
 /* Reads options from a pipeline config object. 0, or REEL_EINVAL with a

@@ -23,6 +23,9 @@
  *    first scene if it leads), so no scene is only punctuation.
  *  - Every pass is linear in the prompt; merging down to max_scenes uses a heap
  *    (O(g log g) for g groups).
+ *  - Themes: a word matches a theme when it equals one of the theme's words,
+ *    compared in lowercase (ASCII and Latin-1 letters), also without a final
+ *    "s"; the digest then only jitters the theme's hue and lightness.
  *  - Palette: HSL gradient from the scene digest; white or near-black text,
  *    whichever contrasts more, and the background is darkened (or lightened)
  *    until the WCAG contrast ratio is at least 4.5 against both colours. */
@@ -37,8 +40,9 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "render/lang.h"
 
-#define PLAN_FORMAT_VERSION "reel-plan-v1" /* in the hash: change it whenever a plan for the same inputs would change */
+#define PLAN_FORMAT_VERSION "reel-plan-v2" /* in the hash: change it whenever a plan for the same inputs would change */
 #define UNITS_PER_WORD 3u     /* speech is counted in thirds of a word */
 #define UNITS_PER_CJK_CHAR 2u /* a Han/kana character is 2/3 of a word */
 #define MAX_SEGMENT_SECONDS 86400.0
@@ -172,6 +176,16 @@ static bool is_closer(uint32_t c) {
   }
 }
 
+static bool is_opener(uint32_t c) {
+  switch (c) {
+  case '(': case '[': case '{': case 0xAB: case 0xA1: case 0xBF: case 0x2018: case 0x201A: case 0x201C: case 0x201E:
+  case 0x2039: case 0x3008: case 0x300A: case 0x300C: case 0x300E: case 0x3010: case 0xFF08:
+    return true;
+  default:
+    return false;
+  }
+}
+
 /* 0: not a clause mark; 1: ends a clause only before whitespace (, ; :); 2: always. */
 static int clause_mark(uint32_t c) {
   if (c == ',' || c == ';' || c == ':') return 1;
@@ -204,6 +218,7 @@ typedef struct {
   group *groups;
   size_t n_groups, cap_groups;
   size_t pending_start; /* start of leading text without letters, or SIZE_MAX */
+  bool new_group;       /* the next piece with words starts a group (a long sentence's first piece) */
   bool oom;
 } planner;
 
@@ -295,6 +310,10 @@ static void emit_piece(planner *p, size_t start, size_t end, uint32_t units) {
   span t = trim(p, start, end);
   if (t.start == t.end || p->oom) return;
   group *last = p->n_groups ? &p->groups[p->n_groups - 1] : NULL;
+  if (units > 0 && p->new_group) {
+    p->new_group = false;
+    last = NULL; /* a sentence cut into pieces never shares a scene with the sentence before it */
+  }
   if (last && (units == 0 || (uint64_t)last->units + units <= p->cap)) {
     last->end = (uint32_t)t.end;
     last->units += units;
@@ -315,13 +334,31 @@ static void split_words(planner *p, size_t start, size_t end) {
   }
   span a;
   size_t pos = start, chunk_start = start, chunk_end = start;
-  uint32_t acc = 0;
+  uint32_t acc = 0, biggest = 1;
   bool open = false;
+  /* as many chunks as the cap needs, of about equal speech: a whole number of
+   * the clause's largest atoms each, so no chunk is a lone leftover */
+  while (next_atom(p, &pos, end, &a)) biggest = a.units > biggest ? a.units : biggest;
+  uint32_t chunks = p->cap ? (units + p->cap - 1) / p->cap : units, limit;
+  if (chunks == 0) chunks = 1;
+  limit = (units + chunks - 1) / chunks;
+  limit = (limit + biggest - 1) / biggest * biggest;
+  if (limit > p->cap) limit = p->cap;
+  pos = start;
+  size_t held = SIZE_MAX, end_before_held = start; /* opening marks go with the next word (« “ ( ¿) */
   while (next_atom(p, &pos, end, &a)) {
-    if (open && a.units > 0 && acc > 0 && (uint64_t)acc + a.units > p->cap) {
-      emit_piece(p, chunk_start, chunk_end, acc);
-      open = false;
+    if (a.units == 0 && open && is_opener(cluster_at(p, a.start).cp)) {
+      if (held == SIZE_MAX) held = a.start, end_before_held = chunk_end;
+      chunk_end = a.end;
+      continue;
     }
+    if (open && a.units > 0 && acc > 0 && (uint64_t)acc + a.units > limit) {
+      bool hold = held != SIZE_MAX;
+      emit_piece(p, chunk_start, hold ? end_before_held : chunk_end, acc);
+      open = hold;
+      if (hold) chunk_start = held, acc = 0;
+    }
+    if (a.units > 0) held = SIZE_MAX;
     if (!open) chunk_start = a.start, acc = 0, open = true;
     acc += a.units;
     chunk_end = a.end;
@@ -329,13 +366,34 @@ static void split_words(planner *p, size_t start, size_t end) {
   if (open) emit_piece(p, chunk_start, chunk_end, acc);
 }
 
-/* Cuts a sentence that is too long after clause marks. */
+/* A sentence or clause that ends at j keeps closing marks set off by a space
+ * ("… nuit. »", "Viens ! »"): when whitespace and then only closing quotes,
+ * brackets or terminators follow up to whitespace or end, returns the offset
+ * after them; else j. So no piece starts with a closing mark. */
+static size_t absorb_closers(const planner *p, size_t j, size_t end) {
+  size_t k = j;
+  cluster c;
+  while (k < end && is_blank(c = cluster_at(p, k))) k = c.end;
+  if (k == j || k >= end) return j;
+  size_t m = k;
+  bool closer = false;
+  while (m < end) {
+    c = cluster_at(p, m);
+    if (is_closer(c.cp)) closer = true;
+    else if (!is_terminator(c.cp)) break;
+    m = c.end;
+  }
+  return closer && (m == end || is_blank(cluster_at(p, m))) ? m : j;
+}
+
+/* Cuts a sentence that is too long after clause marks; its first piece starts a scene. */
 static void split_clauses(planner *p, size_t start, size_t end) {
   uint32_t units = count_units(p, start, end);
   if (units <= p->cap) {
     emit_piece(p, start, end, units);
     return;
   }
+  p->new_group = true;
   size_t pos = start;
   while (pos < end) {
     size_t i = pos, clause_end = end;
@@ -349,7 +407,7 @@ static void split_clauses(planner *p, size_t start, size_t end) {
       size_t j = c.end;
       for (cluster d; j < end && (clause_mark((d = cluster_at(p, j)).cp) || is_closer(d.cp));) j = d.end;
       if (kind == 2 || j == end || is_blank(cluster_at(p, j))) {
-        clause_end = j;
+        clause_end = absorb_closers(p, j, end);
         break;
       }
       i = j;
@@ -380,12 +438,14 @@ static void split_sentences(planner *p) {
         j = d.end;
       }
       if (always || j == p->len || is_blank(cluster_at(p, j))) {
-        sentence_end = j;
+        sentence_end = absorb_closers(p, j, p->len);
         break;
       }
       i = j;
     }
+    bool cut = count_units(p, pos, sentence_end) > p->cap;
     split_clauses(p, pos, sentence_end);
+    if (cut) p->new_group = true; /* nor with the sentence after it */
     pos = sentence_end;
   }
 }
@@ -513,8 +573,119 @@ static uint32_t hsl_to_rgb(double h, double s, double l) {
   return out;
 }
 
-/* Background gradient, text colour and camera from the scene's digest. */
-static void style_scene(const unsigned char d[32], reel_scene *sc) {
+/* ---- themes: words of a scene that choose its palette and motion ---- */
+
+typedef struct {
+  const char *name;
+  const char *words;      /* lowercase, each between spaces */
+  double hue, hue_range;  /* degrees: the first colour's hue is hue + [0, hue_range) */
+  double hue_shift;       /* the second colour's hue, relative to the first */
+  double saturation;      /* 0..1 */
+  double lightness;       /* 0..1, the first colour; < 0.5 means white text */
+  reel_camera_move camera;
+} theme;
+
+static const theme themes[] = {
+    {"dawn", " dawn sunrise daybreak morning aube aurore matin amanecer alba madrugada amanhecer sonnenaufgang"
+             " morgen morgengrauen ", 18, 22, 28, 0.75, 0.80, REEL_CAMERA_PAN_UP},
+    {"sunset", " sunset dusk evening twilight sundown crépuscule soir coucher atardecer ocaso tramonto"
+               " crepuscolo entardecer abend sonnenuntergang dämmerung ", 345, 30, 35, 0.70, 0.34, REEL_CAMERA_PAN_DOWN},
+    {"night", " night midnight nighttime star stars moon moonlight dark darkness nuit minuit étoile étoiles lune"
+              " noche medianoche estrella estrellas luna notte stelle noite estrela estrelas lua nacht mond sterne ",
+     218, 22, 18, 0.55, 0.09, REEL_CAMERA_DRIFT},
+    {"sea", " sea ocean oceans wave waves beach shore coast tide harbor harbour surf mer océan vague vagues plage"
+            " côte mar océano ola olas playa costa mare onda onde spiaggia oceano praia meer ozean welle wellen"
+            " strand küste ", 188, 18, -22, 0.70, 0.30, REEL_CAMERA_PAN_RIGHT},
+    {"forest", " forest forests wood woods tree trees jungle leaf leaves moss forêt bois arbre arbres bosque selva"
+               " árbol árboles foresta bosco albero alberi floresta árvore árvores wald bäume baum ", 105, 35, 25,
+     0.55, 0.22, REEL_CAMERA_PAN_LEFT},
+    {"fire", " fire fires flame flames blaze burning ember embers lava volcano feu flamme flammes incendie fuego"
+             " llama llamas fuoco fiamma fiamme fogo chama chamas feuer flamme flammen ", 4, 26, 30, 0.88, 0.30,
+     REEL_CAMERA_PAN_UP},
+    {"city", " city cities street streets skyline downtown neon traffic skyscraper ville rue rues ciudad calle"
+             " calles città strada cidade rua stadt straße ", 262, 34, 50, 0.60, 0.18, REEL_CAMERA_PAN_LEFT},
+    {"snow", " snow snowy snowfall winter ice icy frost frozen blizzard neige hiver glace gel nieve invierno"
+             " hielo neve inverno ghiaccio gelo schnee eis frost ", 196, 16, 18, 0.35, 0.86, REEL_CAMERA_PAN_DOWN},
+    {"desert", " desert deserts dune dunes sand sahara désert dune sable desierto duna dunas arena deserto sabbia"
+               " areia wüste düne sand ", 32, 14, 14, 0.65, 0.72, REEL_CAMERA_PAN_RIGHT},
+    {"storm", " storm storms thunder thunderstorm lightning rain rainy tempest hurricane orage tempête pluie"
+              " tormenta tempestad lluvia tempesta pioggia temporale tempestade chuva sturm gewitter regen ", 208, 20,
+     16, 0.22, 0.20, REEL_CAMERA_DRIFT},
+    {"mountain", " mountain mountains peak peaks summit cliff cliffs alps montagne sommet montaña montañas cumbre"
+                 " montagna montagne vetta montanha berg berge gipfel ", 150, 40, 40, 0.30, 0.30, REEL_CAMERA_PAN_UP},
+    {"space", " space galaxy galaxies planet planets rocket rockets cosmos universe orbit astronaut espace galaxie"
+              " planète fusée espacio galaxia planeta cohete spazio galassia pianeta razzo espaço foguete weltall"
+              " weltraum rakete ", 248, 30, 40, 0.55, 0.07, REEL_CAMERA_DRIFT},
+};
+#define THEME_COUNT (sizeof themes / sizeof themes[0])
+
+const char *const reel_plan_theme_names[] = {
+    "dawn", "sunset", "night", "sea", "forest", "fire", "city", "snow", "desert", "storm", "mountain", "space", NULL,
+};
+
+/* Lowercase ASCII and Latin-1 capitals, as UTF-8 into out (room for 4 bytes). */
+static size_t lower_utf8(uint32_t c, char *out) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) c += 0x20;
+  if (c < 0x80) return out[0] = (char)c, 1;
+  if (c < 0x800) return out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F)), 2;
+  if (c < 0x10000)
+    return out[0] = (char)(0xE0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 0x3F)), out[2] = (char)(0x80 | (c & 0x3F)), 3;
+  out[0] = (char)(0xF0 | c >> 18), out[1] = (char)(0x80 | (c >> 12 & 0x3F));
+  out[2] = (char)(0x80 | (c >> 6 & 0x3F)), out[3] = (char)(0x80 | (c & 0x3F));
+  return 4;
+}
+
+/* The theme a word (lowercase UTF-8, " word " form in key) belongs to, or -1. */
+static int theme_of_word(char *key, size_t n) {
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* plural: "waves" -> "wave" */
+      if (n < 4 || key[n] != 's') return -1;
+      key[n] = ' ', key[n + 1] = '\0', n--;
+    }
+    for (size_t t = 0; t < THEME_COUNT; t++)
+      if (strstr(themes[t].words, key)) return (int)t;
+  }
+  return -1;
+}
+
+/* The theme with most words in text (ties to the one named first), or -1. */
+static int scene_theme(const char *text) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t len = strlen(text);
+  int hits[THEME_COUNT] = {0}, best = -1;
+  size_t first[THEME_COUNT];
+  char key[40];
+  size_t n = 0; /* bytes of the current word after key[0] == ' ' */
+  bool too_long = false;
+  for (size_t i = 0; i <= len;) {
+    uint32_t c = 0;
+    size_t k = i < len ? utf8_decode(s, len, i, &c) : 1;
+    if (k == 0) k = 1, c = ' ';
+    bool letter = i < len && is_wordlike(c) && !is_cjk(c) && !(c >= '0' && c <= '9');
+    if (letter) {
+      char buf[4];
+      size_t m = lower_utf8(c, buf);
+      if (1 + n + m + 2 < sizeof key) memcpy(key + 1 + n, buf, m), n += m;
+      else too_long = true;
+    } else if (n > 0) {
+      if (!too_long) {
+        key[0] = ' ', key[n + 1] = ' ', key[n + 2] = '\0';
+        int t = theme_of_word(key, n);
+        if (t >= 0 && hits[t]++ == 0) first[t] = i; /* where the word ends: order is all that matters */
+      }
+      n = 0, too_long = false;
+    }
+    i += k;
+  }
+  for (size_t t = 0; t < THEME_COUNT; t++)
+    if (hits[t] && (best < 0 || hits[t] > hits[best] || (hits[t] == hits[best] && first[t] < first[best])))
+      best = (int)t;
+  return best;
+}
+
+/* Background gradient, text colour and camera: from the theme (th >= 0) jittered
+ * by the scene's digest, or from the digest alone. */
+static void style_scene(const unsigned char d[32], int th, reel_scene *sc) {
   double h1 = ((d[0] << 8) | d[1]) % 360;
   double h2 = fmod(h1 + (d[2] & 1 ? 1 : -1) * (24 + d[3] % 48) + 360, 360);
   double s1 = 0.45 + 0.35 * d[4] / 255.0, s2 = 0.45 + 0.35 * d[5] / 255.0;
@@ -522,6 +693,20 @@ static void style_scene(const unsigned char d[32], reel_scene *sc) {
   double spread = 0.04 + 0.10 * d[8] / 255.0;
   double l1 = dark ? 0.12 + 0.16 * d[7] / 255.0 : 0.74 + 0.12 * d[7] / 255.0;
   double l2 = dark ? l1 + spread : l1 - spread;
+  reel_camera_move camera = (reel_camera_move)(d[9] % REEL_CAMERA_COUNT);
+  sc->theme = NULL;
+  if (th >= 0) {
+    const theme *t = &themes[th];
+    h1 = fmod(t->hue + t->hue_range * d[1] / 256.0, 360);
+    h2 = fmod(h1 + t->hue_shift + 360, 360);
+    s1 = fmin(1, t->saturation * (0.9 + 0.2 * d[4] / 255.0));
+    s2 = fmin(1, t->saturation * (0.9 + 0.2 * d[5] / 255.0));
+    dark = t->lightness < 0.5;
+    l1 = fmin(1, fmax(0, t->lightness + 0.06 * (d[7] / 255.0 - 0.5)));
+    l2 = dark ? l1 + 0.05 + 0.07 * d[8] / 255.0 : l1 - 0.05 - 0.07 * d[8] / 255.0;
+    camera = t->camera;
+    sc->theme = t->name;
+  }
   for (int step = 0; step < 64; step++) {
     uint32_t bg0 = hsl_to_rgb(h1, s1, l1), bg1 = hsl_to_rgb(h2, s2, l2);
     double white = fmin(contrast(TEXT_WHITE, bg0), contrast(TEXT_WHITE, bg1));
@@ -530,7 +715,7 @@ static void style_scene(const unsigned char d[32], reel_scene *sc) {
       sc->background[0] = bg0;
       sc->background[1] = bg1;
       sc->text_color = white >= black ? TEXT_WHITE : TEXT_DARK;
-      sc->camera = (reel_camera_move)(d[9] % REEL_CAMERA_COUNT);
+      sc->camera = camera;
       return;
     }
     /* move both colours away from the text colour the scheme wants */
@@ -539,7 +724,7 @@ static void style_scene(const unsigned char d[32], reel_scene *sc) {
   }
   sc->background[0] = sc->background[1] = 0; /* not reached: black and white contrast 21:1 */
   sc->text_color = TEXT_WHITE;
-  sc->camera = (reel_camera_move)(d[9] % REEL_CAMERA_COUNT);
+  sc->camera = camera;
 }
 
 static void hex_digest(const unsigned char d[32], char out[65]) {
@@ -612,9 +797,12 @@ static int make_scenes(const planner *p, const reel_plan_options *o, reel_plan *
       free(seeded);
       return REEL_ENOMEM;
     }
-    style_scene(d, sc);
+    style_scene(d, scene_theme(sc->text), sc);
   }
   free(seeded);
+  const char *lang = reel_lang_detect(o->prompt);
+  snprintf(out->language, sizeof out->language, "%s", lang);
+  snprintf(out->voice, sizeof out->voice, "%s", reel_lang_voice(lang));
   recompute_starts(out);
   return 0;
 }
@@ -625,7 +813,7 @@ int reel_plan_build(const reel_plan_options *o, reel_plan *out) {
   if (!o || !options_valid(o)) return REEL_EINVAL;
   size_t len = strlen(o->prompt);
   if (len > REEL_PLAN_MAX_PROMPT_BYTES || !utf8_valid((const unsigned char *)o->prompt, len)) return REEL_EINVAL;
-  planner p = {(const unsigned char *)o->prompt, len, 0, NULL, 0, 0, SIZE_MAX, false};
+  planner p = {(const unsigned char *)o->prompt, len, 0, NULL, 0, 0, SIZE_MAX, false, false};
   double cap = floor(UNITS_PER_WORD * o->words_per_second * o->segment_duration_seconds + 1e-9);
   p.cap = (uint32_t)cap; /* at most 3 * 1000 * 86400 */
 
@@ -695,11 +883,13 @@ json_t *reel_plan_to_json(const reel_plan *p) {
           json_object_set_new(s, "duration", json_real(sc->duration)) || json_object_set(s, "background", bg) ||
           json_object_set_new(s, "text_color", color_json(sc->text_color)) ||
           json_object_set_new(s, "camera", json_string(reel_camera_name(sc->camera))) ||
-          json_array_append(scenes, s);
+          (sc->theme && json_object_set_new(s, "theme", json_string(sc->theme))) || json_array_append(scenes, s);
     json_decref(bg);
     json_decref(s);
   }
-  if (!bad) bad = json_object_set(root, "scenes", scenes);
+  if (!bad)
+    bad = json_object_set(root, "scenes", scenes) || json_object_set_new(root, "language", json_string(p->language)) ||
+          json_object_set_new(root, "voice", json_string(p->voice));
   json_decref(scenes);
   if (bad) {
     json_decref(root);
@@ -743,6 +933,14 @@ static bool parse_scene(const json_t *j, int index, double fps, reel_scene *sc) 
   while (cam < REEL_CAMERA_COUNT && strcmp(camera_names[cam], camera) != 0) cam++;
   if (cam == REEL_CAMERA_COUNT) return false;
   sc->camera = (reel_camera_move)cam;
+  const json_t *th = json_object_get(j, "theme");
+  sc->theme = NULL;
+  if (th && !json_is_null(th)) {
+    const char *name = json_string_value(th);
+    for (size_t t = 0; name && t < THEME_COUNT && !sc->theme; t++)
+      if (strcmp(themes[t].name, name) == 0) sc->theme = themes[t].name;
+    if (!sc->theme) return false;
+  }
   sc->duration = whole_frames(d, fps) / fps;
   return (sc->text = strdup(s)) != NULL;
 }
@@ -761,6 +959,16 @@ int reel_plan_from_json(const json_t *j, reel_plan *out) {
     if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return REEL_EPARSE;
   out->fps = json_number_value(fps);
   if (!(out->fps >= MIN_FPS && out->fps <= MAX_FPS)) return REEL_EPARSE;
+  const json_t *lang_j = json_object_get(j, "language"), *voice_j = json_object_get(j, "voice");
+  const char *lang = lang_j ? json_string_value(lang_j) : "en"; /* both optional, as in hand-written plans */
+  const char *voice = voice_j ? json_string_value(voice_j) : reel_lang_voice(lang);
+  if (!lang || !voice || strlen(lang) >= sizeof out->language || !reel_lang_voice_name_ok(lang) ||
+      !reel_lang_voice_name_ok(voice)) {
+    memset(out, 0, sizeof *out);
+    return REEL_EPARSE;
+  }
+  snprintf(out->language, sizeof out->language, "%s", lang);
+  snprintf(out->voice, sizeof out->voice, "%s", voice);
   memcpy(out->hash, h, 65);
   size_t n = json_array_size(scenes);
   if (!(out->scenes = calloc(n, sizeof *out->scenes))) { /* the header promises 0 or REEL_EPARSE only */

@@ -29,6 +29,7 @@ typedef struct {
   uint32_t background[2];/* 0xRRGGBB gradient from/to */
   uint32_t text_color;   /* 0xRRGGBB, readable on the background (contrast ratio >= 4.5) */
   reel_camera_move camera;
+  const char *theme;     /* the scene's theme word class ("night", "sea", ...; reel_plan_theme_names), or NULL */
 } reel_scene;
 
 typedef struct {
@@ -56,6 +57,8 @@ typedef struct {
   double total_duration; /* sum of scene durations */
   double fps;
   char hash[65];         /* hex SHA-256 of everything the plan depends on: the cache key */
+  char language[8];      /* the prompt's language (reel_lang_detect): "en", "fr", ... */
+  char voice[65];        /* espeak-ng voice: reel_lang_voice(language) unless pipeline.voice set one */
 } reel_plan;
 
 /* Fills options with the defaults above (prompt NULL). */
@@ -73,10 +76,21 @@ void reel_plan_options_default(reel_plan_options *o);
  *    (shortest adjacent pair first) until max_scenes remain;
  *  - a prompt without letters or digits (only symbols) still gives one scene
  *    with its text as is.
+ *  - a sentence that had to be cut starts a new scene (its pieces never share
+ *    a scene with the sentence before it), and closing marks set off by a
+ *    space (French "… nuit. »") stay with their sentence or clause, so a
+ *    scene never starts with a closing quote;
  * Each scene's duration is max(segment_duration_seconds, estimated speech + 0.5 s,
- * min_scene_seconds) rounded up to a whole frame. Palette and camera move come
- * from SHA-256(base_seed, scene index, scene text). Returns 0, REEL_EINVAL
- * (empty prompt or bad option) or REEL_ENOMEM. */
+ * min_scene_seconds) rounded up to a whole frame. A scene whose words name a
+ * theme (dawn, sunset, night, sea, forest, fire, city, snow, desert, storm,
+ * mountain, space, in English and a few words of fr/de/es/it/pt; the theme
+ * with most such words wins, ties to the earliest) gets that theme's palette
+ * (hue range and lightness: night is dark blue, dawn light gold, ...) and
+ * camera move (dawn pans up, snow down, sea sideways, ...), varied a little by
+ * SHA-256(base_seed, scene index, scene text); other scenes take palette and
+ * camera from that digest alone. The plan's language is reel_lang_detect(prompt)
+ * and its voice reel_lang_voice(language). Returns 0, REEL_EINVAL (empty prompt
+ * or bad option) or REEL_ENOMEM. */
 int reel_plan_build(const reel_plan_options *o, reel_plan *out);
 
 /* Sets scene i's duration to at least `seconds` (rounded up to a frame) and
@@ -85,10 +99,13 @@ void reel_plan_stretch_scene(reel_plan *p, int i, double seconds);
 
 /* plan.json: {"hash", "fps", "total_duration", "scenes": [{"index", "text",
  * "start", "duration", "background": ["#rrggbb", "#rrggbb"], "text_color",
- * "camera"}]}. to_json returns a new object; from_json fills out (0 or REEL_EPARSE). */
+ * "camera", "theme" (omitted when none)}], "language", "voice"}. to_json returns a new object; from_json fills out (0 or REEL_EPARSE). */
 json_t *reel_plan_to_json(const reel_plan *p);
 int reel_plan_from_json(const json_t *j, reel_plan *out);
 void reel_plan_free(reel_plan *p);
+
+/* The theme names, NULL-terminated. */
+extern const char *const reel_plan_theme_names[];
 
 /* Name of a camera move ("pan_left", ...). */
 const char *reel_camera_name(reel_camera_move m);

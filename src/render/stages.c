@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "render/layout.h"
 #include "render/tools.h"
 
 #define SPEECH_LEAD_SECONDS 0.25
@@ -23,6 +24,11 @@
 #define MAX_ARGS 512
 
 /* ---- small helpers ---- */
+
+static int even_up(double v) {
+  int i = (int)ceil(v);
+  return i + (i & 1);
+}
 
 static int write_file(const char *path, const char *data, size_t len) {
   char tmp[4200];
@@ -138,138 +144,6 @@ static char *plain_text(const char *s) {
   return out;
 }
 
-/* ---- text layout ---- */
-
-static unsigned decode_utf8(const unsigned char *s, size_t n, size_t *len) {
-  unsigned c = s[0];
-  if (c < 0x80 || n < 2) return *len = 1, c;
-  if ((c & 0xE0) == 0xC0) return *len = 2, ((c & 0x1F) << 6) | (s[1] & 0x3F);
-  if ((c & 0xF0) == 0xE0 && n >= 3) return *len = 3, ((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-  if ((c & 0xF8) == 0xF0 && n >= 4)
-    return *len = 4, ((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-  return *len = 1, c;
-}
-
-/* East Asian wide characters and emoji take about two columns and may wrap anywhere. */
-static int is_wide(unsigned cp) {
-  return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
-         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
-         (cp >= 0x1F300 && cp <= 0x1FAFF) || cp >= 0x20000;
-}
-
-typedef struct {
-  size_t start, len; /* bytes */
-  double columns;
-  int space_before;
-} token;
-
-/* Splits into words and single wide characters. */
-static int tokenize(const char *text, token **out) {
-  size_t n = strlen(text), count = 0, cap = 16;
-  token *t = malloc(cap * sizeof *t);
-  if (!t) return -1;
-  size_t i = 0;
-  int space = 0;
-  while (i < n) {
-    size_t len;
-    unsigned cp = decode_utf8((const unsigned char *)text + i, n - i, &len);
-    if (cp == ' ' || cp == '\t' || cp == '\n') {
-      space = 1;
-      i += len;
-      continue;
-    }
-    if (count == cap) {
-      token *grown = realloc(t, (cap *= 2) * sizeof *t);
-      if (!grown) return free(t), -1;
-      t = grown;
-    }
-    token *k = &t[count++];
-    k->start = i;
-    k->space_before = space;
-    space = 0;
-    if (is_wide(cp)) {
-      k->len = len;
-      k->columns = 2;
-      i += len;
-      continue;
-    }
-    k->len = 0;
-    k->columns = 0;
-    while (i < n) {
-      cp = decode_utf8((const unsigned char *)text + i, n - i, &len);
-      if (cp == ' ' || cp == '\t' || cp == '\n' || is_wide(cp)) break;
-      k->len += len;
-      k->columns += 1;
-      i += len;
-    }
-  }
-  *out = t;
-  return (int)count;
-}
-
-/* Lays tokens out in lines of at most max_columns; returns the line count and
- * appends the text to out when out is not NULL. */
-static int layout(const char *text, const token *t, int n, double max_columns, reel_buf *out) {
-  int lines = n > 0 ? 1 : 0;
-  double used = 0;
-  for (int i = 0; i < n; i++) {
-    double need = t[i].columns + (used > 0 && t[i].space_before ? 1 : 0);
-    if (used > 0 && used + need > max_columns) {
-      if (out) reel_buf_append(out, "\n", 1);
-      lines++;
-      used = 0;
-      need = t[i].columns;
-    } else if (used > 0 && t[i].space_before && out) {
-      reel_buf_append(out, " ", 1);
-    }
-    if (t[i].columns <= max_columns || used > 0) {
-      if (out) reel_buf_append(out, text + t[i].start, t[i].len);
-      used += need;
-      continue;
-    }
-    /* a word longer than a line: break it at character boundaries */
-    size_t pos = t[i].start, end = t[i].start + t[i].len;
-    double col = 0;
-    while (pos < end) {
-      size_t len;
-      decode_utf8((const unsigned char *)text + pos, end - pos, &len);
-      if (col + 1 > max_columns) {
-        if (out) reel_buf_append(out, "\n", 1);
-        lines++;
-        col = 0;
-      }
-      if (out) reel_buf_append(out, text + pos, len);
-      col += 1;
-      pos += len;
-    }
-    used = col;
-  }
-  return lines;
-}
-
-int reel_render_wrap_caption(const char *text, int width, int height, reel_buf *out) {
-  char *clean = plain_text(text);
-  token *t = NULL;
-  int n = clean ? tokenize(clean, &t) : -1;
-  int size = height / 7 < width / 12 ? height / 7 : width / 12;
-  if (size < 12) size = 12;
-  if (n < 0) {
-    free(clean);
-    return size;
-  }
-  const double char_width = 0.62, line_height = 1.3; /* DejaVu Sans Bold, in font sizes */
-  while (size > 12) {
-    double max_columns = 0.86 * width / (char_width * size);
-    int lines = layout(clean, t, n, max_columns, NULL);
-    if (lines * line_height * size <= 0.78 * height) break;
-    size = size * 9 / 10 < 12 ? 12 : size * 9 / 10;
-  }
-  layout(clean, t, n, 0.86 * width / (char_width * size), out);
-  free(t);
-  free(clean);
-  return size;
-}
-
 /* ---- captions ---- */
 
 static void vtt_time(double s, char *out, size_t n) {
@@ -373,15 +247,104 @@ int reel_render_stage_plan(reel_render_job *job) {
     }
     json_decref(cached);
   }
+  if (job->opt.voice) snprintf(job->plan.voice, sizeof job->plan.voice, "%s", job->opt.voice);
+  printf("voice %s (%s; language detected: %s)\n", job->plan.voice, job->opt.voice ? "pipeline.voice" : "detected",
+         job->plan.language);
+  fflush(stdout);
   return save_plan(job);
 }
 
 static void colour(char *out, size_t n, uint32_t rgb) { snprintf(out, n, "0x%06X", rgb & 0xFFFFFF); }
 
+void reel_render_job_close(reel_render_job *job) {
+  if (job->fonts_open) reel_fontset_close(&job->fonts);
+  job->fonts_open = 0;
+}
+
+/* Opens the fonts once per job; says once which optional fonts are missing. */
+static int open_fonts(reel_render_job *job) {
+  if (job->fonts_open) return 0;
+  char missing[512], err[768];
+  if (reel_fontset_open(&job->fonts, missing, sizeof missing, err, sizeof err) != 0)
+    return fail(job, REEL_ENOTFOUND, "%s", err);
+  job->fonts_open = 1;
+  if (missing[0]) printf("fonts not installed, their characters are left out of the picture: %s\n", missing);
+  return 0;
+}
+
+reel_camera_path reel_render_camera_path(int w, int h, reel_camera_move move) {
+  reel_camera_path c;
+  c.cw = even_up(w * CANVAS_MARGIN);
+  c.ch = even_up(h * CANVAS_MARGIN);
+  int dx = c.cw - w, dy = c.ch - h;
+  c.x0 = c.x1 = dx / 2;
+  c.y0 = c.y1 = dy / 2;
+  switch (move) {
+  case REEL_CAMERA_PAN_LEFT: c.x0 = dx, c.x1 = 0; break;
+  case REEL_CAMERA_PAN_RIGHT: c.x0 = 0, c.x1 = dx; break;
+  case REEL_CAMERA_PAN_UP: c.y0 = dy, c.y1 = 0; break;
+  case REEL_CAMERA_PAN_DOWN: c.y0 = 0, c.y1 = dy; break;
+  default: c.x0 = 0, c.x1 = dx, c.y0 = 0, c.y1 = dy; break;
+  }
+  return c;
+}
+
+void reel_render_safe_area(int iw, int ih, int w, int h, reel_camera_move move, double rect[4]) {
+  reel_camera_path c = reel_render_camera_path(w, h, move);
+  /* scale=cw:ch:force_original_aspect_ratio=increase, then a centred crop to cw x ch */
+  double s = fmax((double)c.cw / iw, (double)c.ch / ih);
+  double ox = (iw * s - c.cw) / 2, oy = (ih * s - c.ch) / 2;
+  double left = (c.x0 > c.x1 ? c.x0 : c.x1) + ox, right = (c.x0 < c.x1 ? c.x0 : c.x1) + w + ox;
+  double top = (c.y0 > c.y1 ? c.y0 : c.y1) + oy, bottom = (c.y0 < c.y1 ? c.y0 : c.y1) + h + oy;
+  left /= s, right /= s, top /= s, bottom /= s;
+  double margin = fmax(4, 0.04 * fmin(right - left, bottom - top));
+  rect[0] = ceil(left + margin);
+  rect[1] = ceil(top + margin);
+  rect[2] = floor(right - margin) - rect[0];
+  rect[3] = floor(bottom - margin) - rect[1];
+}
+
+/* Appends one drawtext per run of the layout (each run's text in its own file
+ * scenes/<stem>_RR.txt) to graph, and writes scenes/<stem>.json describing the
+ * layout. extra is appended to every drawtext's options. */
+static int draw_layout(reel_render_job *job, const reel_text_layout *l, const char *stem, const char *fg,
+                       const char *extra, const double area[4], reel_buf *graph) {
+  json_t *runs = json_array();
+  int rc = runs ? 0 : REEL_ENOMEM;
+  for (int r = 0; r < l->n_runs && rc == 0; r++) {
+    const reel_text_run *run = &l->runs[r];
+    char path[96];
+    snprintf(path, sizeof path, "scenes/%s_%02d.txt", stem, r + 1);
+    rc = write_file(path, run->text, strlen(run->text));
+    if (rc) break;
+    /* drawtext puts the tallest glyph's top at y: y = baseline - ascent puts every run on its baseline */
+    reel_buf_printf(graph,
+                    "%sdrawtext=fontfile=%s:textfile=%s:expansion=none:fontsize=%d:fontcolor=%s:x=%.0f:y=%.0f-ascent%s",
+                    graph->len ? "," : "", job->fonts.path[run->font], path, l->font_size, fg, run->x, run->baseline,
+                    extra);
+    json_array_append_new(runs, json_pack("{s:s, s:s, s:f, s:f}", "font", job->fonts.path[run->font], "text",
+                                          run->text, "x", run->x, "baseline", run->baseline));
+  }
+  if (rc == 0) {
+    json_t *j = json_pack("{s:i, s:i, s:i, s:b, s:[f,f,f,f], s:[f,f,f,f], s:O}", "font_size", l->font_size, "lines",
+                          l->lines, "dropped", l->dropped, "truncated", l->truncated, "area", area[0], area[1],
+                          area[2], area[3], "extent", l->left, l->top, l->right - l->left, l->bottom - l->top, "runs",
+                          runs);
+    char path[96];
+    snprintf(path, sizeof path, "scenes/%s.json", stem);
+    rc = j ? write_json(path, j) : REEL_ENOMEM;
+    json_decref(j);
+  }
+  json_decref(runs);
+  if (rc == 0 && l->dropped)
+    printf("scene %s: %d characters no installed font has are left out of the picture\n", stem, l->dropped);
+  return rc ? fail(job, rc, "cannot write the layout of scene %s", stem) : 0;
+}
+
 int reel_render_stage_keyframes(reel_render_job *job) {
   static const char *const dirs[] = {"scenes", "keyframes", "logs", NULL};
   int rc = make_dirs(job, dirs);
-  if (rc) return rc;
+  if (rc || (rc = open_fonts(job))) return rc;
   int n = job->plan.n_scenes, w = job->opt.image_width, h = job->opt.image_height;
   batch b;
   if (batch_init(&b, n) != 0) {
@@ -390,17 +353,24 @@ int reel_render_stage_keyframes(reel_render_job *job) {
   }
   for (int i = 0; i < n && rc == 0; i++) {
     const reel_scene *s = &job->plan.scenes[i];
-    reel_buf text;
-    reel_buf_init(&text, 1 << 20);
-    int size = reel_render_wrap_caption(s->text, w, h, &text);
-    char path[64], c0[16], c1[16], fg[16];
-    snprintf(path, sizeof path, "scenes/%03d.txt", i + 1);
-    rc = write_file(path, text.data ? text.data : " ", text.data ? text.len : 1);
-    reel_buf_free(&text);
-    if (rc) break;
+    double area[4];
+    reel_render_safe_area(w, h, job->opt.width, job->opt.height, s->camera, area);
+    int max_size = (int)fmin(area[3] / 3, area[2] / 8);
+    reel_text_layout l;
+    if ((rc = reel_layout_text(s->text, &job->fonts, area[0], area[1], area[2] - 2, area[3] - 2, max_size, &l))) {
+      fail(job, rc, "%s", "out of memory laying out text");
+      break;
+    }
+    char stem[16], c0[16], c1[16], fg[16], extra[96];
+    snprintf(stem, sizeof stem, "%03d", i + 1);
     colour(c0, sizeof c0, s->background[0]);
     colour(c1, sizeof c1, s->background[1]);
     colour(fg, sizeof fg, s->text_color);
+    snprintf(extra, sizeof extra, ":shadowx=2:shadowy=2:shadowcolor=0x000000@0.35");
+    reel_buf graph;
+    reel_buf_init(&graph, 1 << 20);
+    rc = draw_layout(job, &l, stem, fg, extra, area, &graph);
+    reel_text_layout_free(&l);
     args *cmd = batch_args(&b, i, "keyframe");
     ffmpeg_prefix(cmd);
     arg(cmd, "-f");
@@ -413,16 +383,13 @@ int reel_render_stage_keyframes(reel_render_job *job) {
     arg(cmd, "-frames:v");
     arg(cmd, "1");
     arg(cmd, "-vf");
-    arg(cmd,
-        "drawtext=fontfile=%s:textfile=scenes/%03d.txt:expansion=none:fontsize=%d:fontcolor=%s:line_spacing=%d:"
-        "x=(w-text_w)/2:y=(h-text_h)/2:shadowx=2:shadowy=2:shadowcolor=0x000000@0.35",
-        REEL_RENDER_FONT, i + 1, size, fg, size * 3 / 10);
+    arg(cmd, "%s", graph.len ? graph.data : "null");
+    reel_buf_free(&graph);
     arg(cmd, "-compression_level");
     arg(cmd, "1");
     arg(cmd, "keyframes/%03d.png", i + 1);
   }
   if (rc == 0) rc = batch_run(&b, job, NULL, NULL);
-  else fail(job, rc, "cannot write %s", "scenes/*.txt");
   batch_free(&b);
   return rc;
 }
@@ -446,7 +413,7 @@ int reel_render_stage_voiceover(reel_render_job *job) {
     args *cmd = batch_args(&b, i, "voice");
     arg(cmd, "espeak-ng");
     arg(cmd, "-v");
-    arg(cmd, "en-us");
+    arg(cmd, "%s", job->plan.voice);
     arg(cmd, "-s");
     arg(cmd, "165");
     arg(cmd, "-w");
@@ -478,18 +445,13 @@ static void clip_progress(int finished, int total, void *data) {
   progress_line(span->first + (span->last - span->first) * finished / total, "generation");
 }
 
-static int even_up(double v) {
-  int i = (int)ceil(v);
-  return i + (i & 1);
-}
-
 int reel_render_stage_generation(reel_render_job *job) {
   static const char *const dirs[] = {"clips", "logs", NULL};
   int rc = make_dirs(job, dirs);
   if (rc) return rc;
   int n = job->plan.n_scenes, w = job->opt.width, h = job->opt.height;
-  int cw = even_up(w * CANVAS_MARGIN), ch = even_up(h * CANVAS_MARGIN);
   double fps = job->opt.fps;
+  if (job->opt.burn_captions && (rc = open_fonts(job))) return rc;
   batch b;
   if (batch_init(&b, n) != 0) {
     batch_free(&b);
@@ -501,28 +463,38 @@ int reel_render_stage_generation(reel_render_job *job) {
     if (frames < 2) frames = 2;
     int fade = (int)lround(FADE_SECONDS * fps);
     if (fade > frames / 3) fade = (int)(frames / 3);
-    int dx = cw - w, dy = ch - h, x0 = dx / 2, x1 = dx / 2, y0 = dy / 2, y1 = dy / 2;
-    switch (s->camera) {
-    case REEL_CAMERA_PAN_LEFT: x0 = dx, x1 = 0; break;
-    case REEL_CAMERA_PAN_RIGHT: x0 = 0, x1 = dx; break;
-    case REEL_CAMERA_PAN_UP: y0 = dy, y1 = 0; break;
-    case REEL_CAMERA_PAN_DOWN: y0 = 0, y1 = dy; break;
-    default: x0 = 0, x1 = dx, y0 = 0, y1 = dy; break;
-    }
+    reel_camera_path cam = reel_render_camera_path(w, h, s->camera);
+    int cw = cam.cw, ch = cam.ch, x0 = cam.x0, x1 = cam.x1, y0 = cam.y0, y1 = cam.y1;
     char fades[96] = ""; /* none when a fade would be shorter than one frame (very low fps) */
     if (fade >= 1) snprintf(fades, sizeof fades, ",fade=t=in:s=0:n=%d,fade=t=out:s=%ld:n=%d", fade, frames - fade, fade);
     reel_buf burn;
     reel_buf_init(&burn, 1 << 20);
     if (job->opt.burn_captions) {
-      char path[64];
-      snprintf(path, sizeof path, "scenes/%03d_burn.txt", i + 1);
-      int size = reel_render_wrap_caption(s->text, w, h / 4, &burn);
-      if (write_file(path, burn.data ? burn.data : " ", burn.data ? burn.len : 1) != 0) rc = REEL_EIO;
-      reel_buf_reset(&burn);
-      reel_buf_printf(&burn,
-                      ",drawtext=fontfile=%s:textfile=%s:expansion=none:fontsize=%d:fontcolor=white:"
-                      "line_spacing=%d:x=(w-text_w)/2:y=h-text_h-%d:box=1:boxcolor=0x000000@0.55:boxborderw=%d",
-                      REEL_RENDER_FONT, path, size > h / 16 ? h / 16 : size, size / 4, h / 14, h / 60 + 4);
+      /* a band at the bottom of the frame, drawn after the camera move: on a dark box */
+      double area[4] = {0.05 * w, h - h / 14.0 - h / 4.0, 0.9 * w, h / 4.0};
+      reel_text_layout l;
+      rc = reel_layout_text(s->text, &job->fonts, area[0], area[1], area[2], area[3], h / 16, &l);
+      if (rc) {
+        fail(job, rc, "%s", "out of memory laying out captions");
+        reel_buf_free(&burn);
+        break;
+      }
+      int pad = h / 60 + 4;
+      if (l.n_runs)
+        reel_buf_printf(&burn, ",drawbox=x=%.0f:y=%.0f:w=%.0f:h=%.0f:color=0x000000@0.55:t=fill", l.left - pad,
+                        l.top - pad, l.right - l.left + 2 * pad, l.bottom - l.top + 2 * pad);
+      reel_buf runs;
+      reel_buf_init(&runs, 1 << 20);
+      char stem[16];
+      snprintf(stem, sizeof stem, "%03d_burn", i + 1);
+      rc = draw_layout(job, &l, stem, "white", "", area, &runs);
+      reel_text_layout_free(&l);
+      if (runs.len) reel_buf_printf(&burn, ",%s", runs.data);
+      reel_buf_free(&runs);
+      if (rc) {
+        reel_buf_free(&burn);
+        break;
+      }
     }
     args *cmd = batch_args(&b, i, "clip");
     ffmpeg_prefix(cmd);
@@ -554,7 +526,6 @@ int reel_render_stage_generation(reel_render_job *job) {
   }
   progress_span span = {35, 80};
   if (rc == 0) rc = batch_run(&b, job, clip_progress, &span);
-  else fail(job, rc, "cannot write %s", "scenes/*_burn.txt");
   batch_free(&b);
   return rc;
 }

@@ -2,7 +2,9 @@
  * enough for a few uploads at a time. */
 #include "storage/http_client.h"
 
+#define CURL_DISABLE_TYPECHECK /* calls go through the pointers below */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,56 @@
 #include "common/redact.h"
 #include "jobs/jobs.h"
 
-int reel_http_client_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : REEL_EIO; }
+/* libcurl (and the OpenSSL, Kerberos, LDAP and SSH libraries it pulls in) is
+ * loaded only by a reeld whose storage needs it, so a reeld on local disk does
+ * not carry ~4.5 MB of their pages. Set once by reel_http_client_global_init. */
+static struct {
+  void *handle;
+  CURLcode (*global_init)(long flags);
+  CURL *(*easy_init)(void);
+  CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+  CURLcode (*easy_perform)(CURL *curl);
+  CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
+  void (*easy_cleanup)(CURL *curl);
+  const char *(*easy_strerror)(CURLcode code);
+  struct curl_slist *(*slist_append)(struct curl_slist *list, const char *text);
+  void (*slist_free_all)(struct curl_slist *list);
+} libcurl;
+
+int reel_http_client_global_init(char *err, size_t errlen) {
+  if (libcurl.handle) return 0;
+  void *handle = dlopen(REEL_HTTP_CLIENT_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    snprintf(err, errlen, "cannot load %s, which S3 and GCS storage need (Debian package libcurl3-gnutls): %s",
+             REEL_HTTP_CLIENT_LIBRARY, dlerror());
+    return REEL_EIO;
+  }
+  struct {
+    const char *name;
+    void **slot;
+  } symbols[] = {
+      {"curl_global_init", (void **)&libcurl.global_init},   {"curl_easy_init", (void **)&libcurl.easy_init},
+      {"curl_easy_setopt", (void **)&libcurl.easy_setopt},   {"curl_easy_perform", (void **)&libcurl.easy_perform},
+      {"curl_easy_getinfo", (void **)&libcurl.easy_getinfo}, {"curl_easy_cleanup", (void **)&libcurl.easy_cleanup},
+      {"curl_easy_strerror", (void **)&libcurl.easy_strerror}, {"curl_slist_append", (void **)&libcurl.slist_append},
+      {"curl_slist_free_all", (void **)&libcurl.slist_free_all},
+  };
+  for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++) {
+    *symbols[i].slot = dlsym(handle, symbols[i].name);
+    if (!*symbols[i].slot) {
+      snprintf(err, errlen, "%s has no %s", REEL_HTTP_CLIENT_LIBRARY, symbols[i].name);
+      dlclose(handle);
+      return REEL_EIO;
+    }
+  }
+  if (libcurl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    snprintf(err, errlen, "cannot initialise libcurl");
+    dlclose(handle);
+    return REEL_EIO;
+  }
+  libcurl.handle = handle;
+  return 0;
+}
 
 typedef struct {
   FILE *file;
@@ -73,31 +124,31 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
                              size_t errlen) {
   memset(resp, 0, sizeof *resp);
   reel_buf_init(&resp->body, 1 << 20);
-  CURL *curl = curl_easy_init();
+  CURL *curl = libcurl.easy_init();
   if (!curl) return REEL_ENOMEM;
   char curl_err[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
-  for (int i = 0; i < req->n_headers; i++) headers = curl_slist_append(headers, req->headers[i]);
-  headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+  for (int i = 0; i < req->n_headers; i++) headers = libcurl.slist_append(headers, req->headers[i]);
+  headers = libcurl.slist_append(headers, "Expect:"); /* no 100-continue round trip */
   upload_source src = {0};
-  curl_easy_setopt(curl, CURLOPT_URL, req->url);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, req->timeout_seconds > 0 ? req->timeout_seconds : 300L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  libcurl.easy_setopt(curl, CURLOPT_URL, req->url);
+  libcurl.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  libcurl.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+  libcurl.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  libcurl.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+  libcurl.easy_setopt(curl, CURLOPT_TIMEOUT, req->timeout_seconds > 0 ? req->timeout_seconds : 300L);
+  libcurl.easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
+  libcurl.easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+  libcurl.easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
+  libcurl.easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+  libcurl.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   if (req->file_path) {
     src.file = fopen(req->file_path, "rb");
     if (!src.file || fseeko(src.file, req->file_offset, SEEK_SET) != 0) {
       snprintf(err, errlen, "cannot read the file to upload");
       if (src.file) fclose(src.file);
-      curl_slist_free_all(headers);
-      curl_easy_cleanup(curl);
+      libcurl.slist_free_all(headers);
+      libcurl.easy_cleanup(curl);
       return REEL_EIO;
     }
     src.remaining = req->file_length;
@@ -106,33 +157,33 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
     src.len = req->body_len;
   }
   if (strcmp(req->method, "PUT") == 0) {
-    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &src);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+    libcurl.easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    libcurl.easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+    libcurl.easy_setopt(curl, CURLOPT_READDATA, &src);
+    libcurl.easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                      (curl_off_t)(req->file_path ? req->file_length : (int64_t)req->body_len));
   } else if (strcmp(req->method, "POST") == 0) {
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &src);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+    libcurl.easy_setopt(curl, CURLOPT_POST, 1L);
+    libcurl.easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+    libcurl.easy_setopt(curl, CURLOPT_READDATA, &src);
+    libcurl.easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)(req->file_path ? req->file_length : (int64_t)req->body_len));
   } else if (strcmp(req->method, "HEAD") == 0) {
-    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    libcurl.easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (strcmp(req->method, "GET") != 0) {
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+    libcurl.easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
   }
-  CURLcode rc = curl_easy_perform(curl);
-  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+  CURLcode rc = libcurl.easy_perform(curl);
+  if (rc == CURLE_OK) libcurl.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
   if (src.file) fclose(src.file);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  libcurl.slist_free_all(headers);
+  libcurl.easy_cleanup(curl);
   if (rc != CURLE_OK) {
     resp->transport_error = 1;
     reel_buf where;
     reel_buf_init(&where, 4096);
     reel_redact_url(req->url, &where);
-    snprintf(err, errlen, "%s %s: %s", req->method, where.data ? where.data : "", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+    snprintf(err, errlen, "%s %s: %s", req->method, where.data ? where.data : "", curl_err[0] ? curl_err : libcurl.easy_strerror(rc));
     reel_buf_free(&where);
     return rc == CURLE_OPERATION_TIMEDOUT ? REEL_ETIMEOUT : REEL_EIO;
   }

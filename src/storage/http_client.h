@@ -33,8 +33,14 @@ typedef struct {
   int transport_error;   /* a connection, TLS or timeout failure (no response) */
 } reel_http_client_response;
 
-/* Initialises libcurl once per process (call before threads start). */
-int reel_http_client_global_init(void);
+/* The libcurl build loaded at run time by reel_http_client_global_init. */
+#define REEL_HTTP_CLIENT_LIBRARY "libcurl-gnutls.so.4"
+
+/* Loads and initialises libcurl once per process; call before threads start,
+ * and only when object storage is configured (a reeld on local disk never
+ * maps libcurl or its dependencies). 0, or REEL_EIO with a message in err
+ * that says what to install. Until it succeeds no other function here may run. */
+int reel_http_client_global_init(char *err, size_t errlen);
 /* Performs one request. Returns 0 when a response arrived (whatever its
  * status), or REEL_ETIMEOUT / REEL_EIO for transport failures, with a message
  * in err that never contains the URL's query string. Free resp with

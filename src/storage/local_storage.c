@@ -74,7 +74,7 @@ static int local_put_file(reel_storage *base, const char *key, const char *local
   size_t n = strlen(key) + 16;
   *uri = malloc(n);
   if (!*uri) return REEL_ENOMEM;
-  snprintf(*uri, n, "file:///%s", key);
+  snprintf(*uri, n, "reel-local:%s", key); /* the object's key, not a path on any machine */
   *gcs_uri = NULL;
   return 0;
 }

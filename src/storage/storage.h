@@ -36,7 +36,9 @@ struct reel_storage {
 };
 
 /* Local-disk storage under root. Download URLs point at public_base_url +
- * "/v1/files/{job_id}/{name}", signed with key (see storage/url_signer.h). */
+ * "/v1/files/{job_id}/{name}", signed with key (see storage/url_signer.h);
+ * with public_base_url "" they are paths, which the API makes absolute with
+ * the base URL the client used (api/origin.h). */
 int reel_storage_open_local(const char *root, const char *public_base_url, const unsigned char *signing_key,
                             size_t key_len, reel_storage **out, char *err, size_t errlen);
 /* Settings of the S3-compatible backend (from service.storage in reel.yaml). */

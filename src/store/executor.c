@@ -3,12 +3,16 @@
  * the results back to the loop thread through a uv_async_t. */
 #include "store/executor.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
 #define MAX_BATCH 4096
+/* While the store keeps failing, one log line per this many ms (with a count). */
+#define FAULT_LOG_INTERVAL_MS 10000
 
 static void deliver(uv_async_t *handle) {
   reel_store_executor *ex = handle->data;
@@ -24,8 +28,74 @@ static void deliver(uv_async_t *handle) {
   }
 }
 
+static const char *fault_name(reel_store_fault f) {
+  switch (f) {
+  case REEL_STORE_FAULT_NONE: return "none";
+  case REEL_STORE_FAULT_FULL: return "disk full";
+  case REEL_STORE_FAULT_IO: return "I/O error";
+  case REEL_STORE_FAULT_GONE: return "database gone";
+  case REEL_STORE_FAULT_OTHER: break;
+  }
+  return "store error";
+}
+
+/* Store thread: a batch failed with fault (described by msg). Health turns
+ * bad; the log names the cause, once per episode and then every
+ * FAULT_LOG_INTERVAL_MS with the number of failures. */
+static void note_fault(reel_store_executor *ex, reel_store_fault fault, const char *msg) {
+  int64_t now = reel_now_ms();
+  pthread_mutex_lock(&ex->lock);
+  int first = ex->fault == REEL_STORE_FAULT_NONE;
+  ex->fault = fault == REEL_STORE_FAULT_NONE ? REEL_STORE_FAULT_OTHER : fault;
+  snprintf(ex->fault_msg, sizeof ex->fault_msg, "%s", msg);
+  unsigned long long n = ++ex->failures_in_episode;
+  pthread_mutex_unlock(&ex->lock);
+  if (first || now - ex->fault_logged_ms >= FAULT_LOG_INTERVAL_MS) {
+    ex->fault_logged_ms = now;
+    reel_log(REEL_LOG_ERROR, first ? "job store cannot commit" : "job store still cannot commit",
+             "{s:s, s:s, s:s, s:I}", "store", ex->store->ops->name, "cause", fault_name(fault), "error", msg,
+             "failures", (json_int_t)n);
+  }
+}
+
+/* Store thread: a writing batch committed; health is good again. */
+static void note_good_write(reel_store_executor *ex) {
+  pthread_mutex_lock(&ex->lock);
+  int was_bad = ex->fault != REEL_STORE_FAULT_NONE && !ex->gone;
+  unsigned long long n = ex->failures_in_episode;
+  if (was_bad) {
+    ex->fault = REEL_STORE_FAULT_NONE;
+    ex->fault_msg[0] = '\0';
+    ex->failures_in_episode = 0;
+  }
+  pthread_mutex_unlock(&ex->lock);
+  if (was_bad)
+    reel_log(REEL_LOG_INFO, "job store commits again", "{s:s, s:I}", "store", ex->store->ops->name, "failures",
+             (json_int_t)n);
+}
+
+static void fail_batch(reel_store_call *batch) {
+  for (reel_store_call *c = batch; c; c = c->next) c->result = REEL_ESTORE;
+}
+
 static void run_batch(reel_store_executor *ex, reel_store_call *batch) {
   reel_store *s = ex->store;
+  char msg[320];
+  pthread_mutex_lock(&ex->lock);
+  int gone = ex->gone;
+  pthread_mutex_unlock(&ex->lock);
+  if (gone) {
+    fail_batch(batch);
+    return;
+  }
+  if (s->ops->verify(s, msg, sizeof msg) != 0) {
+    reel_store_executor_set_gone(ex, msg);
+    fail_batch(batch);
+    return;
+  }
+  reel_store_fault fault = REEL_STORE_FAULT_NONE, call_fault = REEL_STORE_FAULT_NONE;
+  char call_msg[320] = "";
+  int wrote = 0;
   int rc = s->ops->begin(s);
   if (rc == 0) {
     for (reel_store_call *c = batch; c; c = c->next) {
@@ -34,19 +104,52 @@ static void run_batch(reel_store_executor *ex, reel_store_call *batch) {
         continue;
       }
       c->result = c->run(s, c);
+      if (c->result == REEL_ESTORE && call_fault == REEL_STORE_FAULT_NONE) {
+        reel_store_fault f = s->ops->last_fault(s, call_msg, sizeof call_msg);
+        if (f == REEL_STORE_FAULT_FULL || f == REEL_STORE_FAULT_IO || f == REEL_STORE_FAULT_GONE) call_fault = f;
+      }
       if (c->result < 0) s->ops->rollback_savepoint(s);
+      else if (c->writes) wrote = 1;
       s->ops->release_savepoint(s);
     }
     rc = s->ops->commit(s);
-    if (rc != 0) s->ops->rollback(s);
+    if (rc != 0) {
+      fault = s->ops->last_fault(s, msg, sizeof msg);
+      s->ops->rollback(s);
+    }
+  } else {
+    fault = s->ops->last_fault(s, msg, sizeof msg);
   }
   if (rc != 0) {
     ex->commit_failures++;
-    reel_log(REEL_LOG_ERROR, "store commit failed", "{s:s, s:s}", "store", s->ops->name, "error",
-             reel_strerror(rc));
-    for (reel_store_call *c = batch; c; c = c->next) c->result = REEL_ESTORE;
+    fail_batch(batch);
     if (ex->on_commit_failure) ex->on_commit_failure(ex->on_commit_failure_data);
+    note_fault(ex, fault, msg);
+  } else if (call_fault != REEL_STORE_FAULT_NONE) {
+    note_fault(ex, call_fault, call_msg); /* a write failed inside a batch that committed the rest */
+  } else if (wrote) {
+    note_good_write(ex);
   }
+}
+
+int reel_store_executor_health(reel_store_executor *ex, char *msg, size_t msglen) {
+  pthread_mutex_lock(&ex->lock);
+  int bad = ex->gone || ex->fault != REEL_STORE_FAULT_NONE;
+  if (bad) snprintf(msg, msglen, "the job store cannot commit: %s", ex->fault_msg);
+  pthread_mutex_unlock(&ex->lock);
+  return bad ? REEL_ESTORE : 0;
+}
+
+void reel_store_executor_set_gone(reel_store_executor *ex, const char *msg) {
+  pthread_mutex_lock(&ex->lock);
+  int first = !ex->gone;
+  ex->gone = 1;
+  ex->fault = REEL_STORE_FAULT_GONE;
+  if (first) snprintf(ex->fault_msg, sizeof ex->fault_msg, "%s; refusing all work: restart reeld", msg);
+  pthread_mutex_unlock(&ex->lock);
+  if (first)
+    reel_log(REEL_LOG_ERROR, "job store gone: refusing all work until reeld is restarted", "{s:s, s:s}", "cause",
+             "database gone", "error", msg);
 }
 
 static void *thread_main(void *arg) {
@@ -87,6 +190,11 @@ int reel_store_executor_start(reel_store_executor *ex, uv_loop_t *loop, reel_sto
   ex->pending_head = ex->pending_tail = ex->done_head = ex->done_tail = NULL;
   ex->stopping = 0;
   ex->batches = ex->calls = ex->commit_failures = 0;
+  ex->fault = REEL_STORE_FAULT_NONE;
+  ex->fault_msg[0] = '\0';
+  ex->gone = 0;
+  ex->failures_in_episode = 0;
+  ex->fault_logged_ms = 0;
   if (pthread_mutex_init(&ex->lock, NULL) != 0) return REEL_ENOMEM;
   if (pthread_cond_init(&ex->cond, NULL) != 0) return REEL_ENOMEM;
   if (uv_async_init(loop, &ex->wakeup, deliver) != 0) return REEL_EIO;

@@ -20,6 +20,9 @@ struct reel_store_call {
    * case result is REEL_ESTORE). */
   void (*done)(reel_store_call *call, int result);
   int result;
+  /* Set (before submitting, or by run) when the call changes the store: a
+   * batch that commits such a call proves the store can commit again. */
+  int writes;
   reel_store_call *next; /* internal */
 };
 
@@ -36,6 +39,12 @@ typedef struct {
   int started;
   /* statistics, read on the loop thread */
   unsigned long long batches, calls, commit_failures;
+  /* health, under lock: whether the store can commit (readiness) */
+  reel_store_fault fault;       /* REEL_STORE_FAULT_NONE while writes commit */
+  char fault_msg[320];
+  int gone;                     /* sticky: the store was removed or replaced; every batch fails */
+  unsigned long long failures_in_episode; /* failed batches since the last good write */
+  int64_t fault_logged_ms;      /* store thread: when the episode was last logged */
   /* Called on the store thread after a failed commit (so caches above can be rebuilt). */
   void (*on_commit_failure)(void *data);
   void *on_commit_failure_data;
@@ -46,6 +55,15 @@ int reel_store_executor_start(reel_store_executor *ex, uv_loop_t *loop, reel_sto
 /* Queues a call (caller allocates it and keeps it alive until done runs).
  * Thread-safe; done always runs exactly once, on the loop thread. */
 void reel_store_executor_submit(reel_store_executor *ex, reel_store_call *call);
+/* Whether the store can commit: 0, or REEL_ESTORE with why in msg (the cause
+ * named: "disk full ...", "the database file ... was deleted ..."). A failed
+ * commit or write makes it fail until a writing call commits again (the
+ * periodic probe of jobs.h is one). Thread-safe. */
+int reel_store_executor_health(reel_store_executor *ex, char *msg, size_t msglen);
+/* Marks the store as gone for good (its data_dir was removed or replaced):
+ * from now on every batch fails with REEL_ESTORE without touching the store,
+ * and health says msg. Logs msg once. Thread-safe. */
+void reel_store_executor_set_gone(reel_store_executor *ex, const char *msg);
 /* Runs every queued call, stops the thread and closes the async handle
  * (two-phase: the loop must run once more to finish closing). */
 void reel_store_executor_stop(reel_store_executor *ex);

@@ -10,11 +10,22 @@
 #define REEL_STORE_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "jobs/job.h"
 
 typedef struct reel_store reel_store;
+
+/* The kind of the most recent failure a backend met (readiness and the log
+ * name it; "disk full" is the one operators most need to see). */
+typedef enum {
+  REEL_STORE_FAULT_NONE,
+  REEL_STORE_FAULT_FULL,  /* no space left: SQLITE_FULL, ENOSPC, EDQUOT */
+  REEL_STORE_FAULT_IO,    /* an I/O error reading, writing or syncing */
+  REEL_STORE_FAULT_GONE,  /* the database was deleted or replaced while open */
+  REEL_STORE_FAULT_OTHER,
+} reel_store_fault;
 
 typedef struct {
   const char *name;
@@ -49,6 +60,21 @@ typedef struct {
   int (*tail_logs)(reel_store *s, const char *job_id, int n, json_t *lines);
   /* Cheap round trip proving the store answers (readiness). */
   int (*ping)(reel_store *s);
+  /* A small write (one row rewritten with now_ms) whose commit proves the
+   * store can still commit: the periodic readiness probe. */
+  int (*probe)(reel_store *s, int64_t now_ms);
+  /* Checks that the store is still the one that was opened: for SQLite, the
+   * database file was not deleted (no links left) or replaced (its path names
+   * another file) since. 0, or REEL_ESTORE with the reason in msg. Cheap (a
+   * stat and an fstat): the executor runs it before every batch, so nothing
+   * is ever committed into a deleted file. Backends without local files
+   * return 0. */
+  int (*verify)(reel_store *s, char *msg, size_t msglen);
+  /* Classifies the most recent failure on this connection and writes a one-line
+   * description into msg (for SQLite: "disk full (SQLITE_FULL, errno 28 No
+   * space left on device): database or disk is full"). Call it right after
+   * the failing call, before anything else runs on the connection. */
+  reel_store_fault (*last_fault)(reel_store *s, char *msg, size_t msglen);
   /* Closes the backend and frees s. */
   void (*close)(reel_store *s);
 } reel_store_ops;

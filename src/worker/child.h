@@ -3,7 +3,10 @@
  * (grandchildren included) with SIGTERM then SIGKILL after a grace period.
  * When the leader exits, whatever it left running in its group is killed, so
  * nothing a job started outlives it; a process that left the group (setsid)
- * and kept the output pipes open is no longer read after a short drain. */
+ * and kept the output pipes open is no longer read after a short drain.
+ * With a supervisor set (reel_child_set_supervisor; reeld does), the group is
+ * led by a per-run supervisor (worker/supervise.h) that kills it when reeld
+ * dies, so no job outlives its reeld either. */
 #ifndef REEL_CHILD_H
 #define REEL_CHILD_H
 
@@ -27,6 +30,8 @@ typedef struct {
 struct reel_child {
   uv_process_t process;
   uv_pipe_t out, err;
+  uv_pipe_t ctl;        /* supervised: the supervisor's stdin; EOF when reeld dies */
+  int supervised;
   uv_timer_t kill_timer;
   reel_child_callbacks cb;
   void *data;
@@ -40,6 +45,11 @@ struct reel_child {
   int open_pipes;
   int stopping;
 };
+
+/* Makes every later spawn run through the supervisor: `exe __supervise
+ * argv...` (exe is reeld itself, e.g. "/proc/self/exe"); NULL spawns argv
+ * directly. Call once before spawning. */
+void reel_child_set_supervisor(const char *exe);
 
 /* Starts argv[0] (searched in PATH) with cwd, stdin from /dev/null. On failure
  * returns a reel error and writes why into err; done still runs once (with

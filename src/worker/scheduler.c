@@ -23,12 +23,17 @@
 #include "metrics/metrics.h"
 #include "render/tools.h"
 #include "worker/child.h"
+#include "worker/run_record.h"
 
 #define MAX_PENDING_LOG_LINES 2000
 #define ERROR_TAIL_LINES 5
 #define EXIT_TEMPFAIL 75
 #define EXIT_UNAVAILABLE 69 /* reel-render: a required program or font is missing */
 #define POLL_INTERVAL_MS 500
+/* A run's end that the store did not take is retried after this backoff
+ * (exponential, jittered), until it lands. */
+#define FINAL_RETRY_BASE_MS 250
+#define FINAL_RETRY_MAX_MS 10000
 
 typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN } stop_reason;
 
@@ -60,6 +65,10 @@ struct reel_run {
   int64_t exit_status;
   int term_signal;
   int finalized;
+  int final_failures;  /* failed tries to record the end */
+  int final_waiting;   /* timeout_timer is counting down to the next try */
+  int cancel_pending;  /* a cancel arrived while the end was waiting to be recorded */
+  int recorded;        /* a record of the process group is in procs_dir */
   const char *preset_reason; /* set when the run failed before a process could run */
   char preset_error[640];
 };
@@ -443,9 +452,45 @@ static void maybe_finalize(reel_run *r) {
     finalize(r);
 }
 
+static void on_final_retry(uv_timer_t *t) {
+  reel_run *r = t->data;
+  r->final_waiting = 0;
+  if (r->cancel_pending && r->final_op.kind != REEL_JOB_OP_CANCELED) {
+    submit_final(r, REEL_JOB_OP_CANCELED); /* what was asked while the end waited */
+  } else {
+    reel_job_clear(&r->final_op.job); /* outputs of the failed try; the inputs stay */
+  }
+  reel_jobs_run(r->sched->jobs, &r->final_op);
+}
+
 static void on_final_done(reel_job_op *op, int result) {
   reel_run *r = op->data;
   reel_scheduler *s = r->sched;
+  if (result == REEL_ESTORE || result == REEL_ENOMEM) {
+    /* the store did not take the end: the job would stay started with
+     * nothing running, so try again until it lands (a shutdown stops
+     * trying: recovery at the next start requeues the job) */
+    r->final_failures++;
+    if (!s->stopping) {
+      int64_t delay = reel_jobs_backoff_ms(r->final_failures, FINAL_RETRY_BASE_MS, FINAL_RETRY_MAX_MS,
+                                           reel_random_unit());
+      if (r->final_failures == 1 || r->final_failures % 20 == 0)
+        reel_log(REEL_LOG_WARN, "recording the end of a job failed; retrying", "{s:s, s:s, s:s, s:i, s:I}", "job_id",
+                 r->id, "end", reel_job_status_name(op->kind == REEL_JOB_OP_FINISH   ? REEL_JOB_FINISHED
+                                                    : op->kind == REEL_JOB_OP_RETRY  ? REEL_JOB_QUEUED
+                                                    : op->kind == REEL_JOB_OP_FAIL   ? REEL_JOB_FAILED
+                                                                                     : REEL_JOB_CANCELED),
+                 "error", reel_strerror(result), "tries", r->final_failures, "retry_in_ms", (json_int_t)delay);
+      r->final_waiting = 1;
+      uv_timer_start(&r->timeout_timer, on_final_retry, (uint64_t)delay, 0);
+      return;
+    }
+    reel_log(REEL_LOG_ERROR, "recording the end of a job failed; reeld is stopping, the job is requeued at the next start",
+             "{s:s, s:s, s:i}", "job_id", r->id, "error", reel_strerror(result), "tries", r->final_failures);
+  } else if (r->final_failures) {
+    reel_log(REEL_LOG_INFO, "recorded the end of a job after the store recovered", "{s:s, s:i}", "job_id", r->id,
+             "tries", r->final_failures + 1);
+  }
   if (result == REEL_ECONFLICT && (op->kind == REEL_JOB_OP_RETRY || op->kind == REEL_JOB_OP_FINISH ||
                                    op->kind == REEL_JOB_OP_FAIL)) {
     /* the job was cancelled while it ended: record the cancel */
@@ -454,7 +499,7 @@ static void on_final_done(reel_job_op *op, int result) {
       reel_jobs_run(s->jobs, &r->final_op);
       return;
     }
-  } else if (result != 0) {
+  } else if (result != 0 && result != REEL_ESTORE && result != REEL_ENOMEM) {
     reel_log(REEL_LOG_ERROR, "recording the end of a job failed", "{s:s, s:s}", "job_id", r->id, "error",
              reel_strerror(result));
   }
@@ -541,7 +586,9 @@ static void on_child_line(reel_child *child, const char *line, size_t len, int i
   }
   reel_buf clean;
   reel_buf_init(&clean, r->sched->cfg->max_log_line_bytes + 64);
-  if (reel_redact(line, len, &clean) != 0 || !clean.data) {
+  /* redacted before it is cut to max_log_line_bytes (the child keeps a lookahead past it) */
+  if (reel_redact_line(line, len, len >= r->child.max_line, r->sched->cfg->max_log_line_bytes, &clean) != 0 ||
+      !clean.data) {
     reel_buf_free(&clean);
     return;
   }
@@ -566,6 +613,8 @@ static void on_child_line(reel_child *child, const char *line, size_t len, int i
 static void on_child_done(reel_child *child, int64_t exit_status, int term_signal) {
   reel_run *r = child->data;
   r->child_done = 1;
+  if (r->recorded) reel_run_record_remove(r->sched->procs_dir, r->id);
+  r->recorded = 0;
   r->exit_status = exit_status;
   r->term_signal = term_signal;
   reel_log(REEL_LOG_INFO, "job process ended", "{s:s, s:I, s:i}", "job_id", r->id, "exit_status",
@@ -627,14 +676,18 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
     return;
   }
   static const reel_child_callbacks callbacks = {.line = on_child_line, .done = on_child_done};
-  rc = reel_child_spawn(&r->child, s->loop, argv, r->workspace, s->cfg->max_log_line_bytes, &callbacks, r, err,
-                        sizeof err);
+  rc = reel_child_spawn(&r->child, s->loop, argv, r->workspace, s->cfg->max_log_line_bytes + reel_redact_lookahead(),
+                        &callbacks, r, err, sizeof err);
   reel_scheduler_free_argv(argv);
   if (rc != 0) {
     r->preset_reason = "spawn";
     snprintf(r->preset_error, sizeof r->preset_error, "pipeline.command: %s", err);
     return; /* on_child_done follows once libuv has closed the handles */
   }
+  r->recorded = reel_run_record_write(s->procs_dir, r->id, r->child.pid) == 0;
+  if (!r->recorded)
+    reel_log(REEL_LOG_WARN, "cannot record the job's process group", "{s:s, s:s}", "job_id", r->id, "dir",
+             s->procs_dir);
   reel_log(REEL_LOG_INFO, "job process started", "{s:s, s:i, s:i}", "job_id", r->id, "pid", r->child.pid,
            "attempt", r->attempts);
   uv_timer_start(&r->timeout_timer, on_timeout, (uint64_t)(s->cfg->job_timeout_seconds * 1000), 0);
@@ -695,35 +748,6 @@ static void try_claim(reel_scheduler *s) {
 
 static void on_poll(uv_timer_t *t) { try_claim(t->data); }
 
-/* Processes whose working directory is inside work_dir belong to runs of a
- * reeld that died (this process holds the data_dir lock and has started
- * nothing yet). Their jobs are requeued by recovery, so the old runs must not
- * go on beside the new ones: kill their process groups. Returns how many. */
-static int reap_leftover_processes(const char *work_dir) {
-  DIR *proc = opendir("/proc");
-  if (!proc) return 0;
-  size_t n = strlen(work_dir);
-  int killed = 0;
-  struct dirent *e;
-  while ((e = readdir(proc)) != NULL) {
-    char *end;
-    long pid = strtol(e->d_name, &end, 10);
-    if (*end || pid <= 1 || pid == (long)getpid()) continue;
-    char link[64], cwd[4096];
-    snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
-    ssize_t len = readlink(link, cwd, sizeof cwd - 1);
-    if (len <= 0) continue;
-    cwd[len] = '\0';
-    if ((size_t)len <= n || strncmp(cwd, work_dir, n) != 0 || cwd[n] != '/') continue;
-    pid_t group = getpgid((pid_t)pid);
-    if (group > 1 && group != getpgrp()) kill(-group, SIGKILL);
-    kill((pid_t)pid, SIGKILL);
-    killed++;
-  }
-  closedir(proc);
-  return killed;
-}
-
 /* Removes what earlier runs left in work_dir (their jobs are requeued or ended). */
 static void clear_work_dir(const char *work_dir) {
   DIR *dir = opendir(work_dir);
@@ -764,7 +788,16 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
     snprintf(err, errlen, "cannot create %s: %s", s->work_dir, strerror(errno));
     return REEL_EIO;
   }
-  int reaped = reap_leftover_processes(s->work_dir);
+  /* processes a dead reeld left running, found by the record made when each
+   * was spawned (this process holds the data_dir lock and has started
+   * nothing yet); their jobs are requeued by recovery, so the old runs must
+   * not go on beside the new ones */
+  snprintf(s->procs_dir, sizeof s->procs_dir, "%.*s/procs", (int)(strlen(s->work_dir) - strlen("/work")), s->work_dir);
+  if (mkdir(s->procs_dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create %s: %s", s->procs_dir, strerror(errno));
+    return REEL_EIO;
+  }
+  int reaped = reel_run_record_reap(s->procs_dir);
   if (reaped) reel_log(REEL_LOG_WARN, "killed processes left by an earlier reeld", "{s:i}", "processes", reaped);
   if (!cfg->keep_failed_workspaces) clear_work_dir(s->work_dir);
   uv_timer_init(loop, &s->poll_timer);
@@ -776,13 +809,15 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
 
 void reel_scheduler_poke(reel_scheduler *s) { try_claim(s); }
 
-void reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
+int reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
   for (reel_run *r = s->runs; r; r = r->next) {
     if (strcmp(r->id, job_id) != 0) continue;
     if (r->stop == STOP_NONE || r->stop == STOP_SHUTDOWN) r->stop = STOP_CANCEL;
     if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(s->cfg->cancel_grace_seconds * 1000));
-    return;
+    if (r->finalized) r->cancel_pending = 1; /* its end is being recorded: a retry records the cancel */
+    return 0;
   }
+  return REEL_ENOTFOUND;
 }
 
 void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void *data) {
@@ -794,6 +829,10 @@ void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void
   for (reel_run *r = s->runs; r; r = r->next) {
     if (r->stop == STOP_NONE) r->stop = STOP_SHUTDOWN;
     if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(s->cfg->cancel_grace_seconds * 1000));
+    if (r->final_waiting) { /* one more try now, not after the backoff */
+      uv_timer_stop(&r->timeout_timer);
+      on_final_retry(&r->timeout_timer);
+    }
   }
   maybe_stopped(s);
 }

@@ -22,6 +22,7 @@ typedef struct {
   reel_storage *storage;
   char worker_id[64];
   char *work_dir;            /* data_dir/work */
+  char procs_dir[4200];      /* data_dir/procs: one record per running process group (run_record.h) */
   reel_run *runs;            /* running jobs */
   int n_running;
   int claim_in_flight;
@@ -37,10 +38,14 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
                          const char *cli_prompt, reel_storage *storage, char *err, size_t errlen);
 /* Tells the scheduler a job may be waiting (after a submit). */
 void reel_scheduler_poke(reel_scheduler *s);
-/* Stops the run of job_id if this scheduler has it; it ends as canceled. */
-void reel_scheduler_cancel(reel_scheduler *s, const char *job_id);
+/* Stops the run of job_id if this scheduler has it; it ends as canceled (also
+ * when its process had already ended and its end is waiting to be recorded).
+ * Returns 0, or REEL_ENOTFOUND when this scheduler has no run of job_id. */
+int reel_scheduler_cancel(reel_scheduler *s, const char *job_id);
 /* Stops claiming, stops every running job (they go back to the queue without
- * using up an attempt) and calls on_stopped once all are recorded. */
+ * using up an attempt) and calls on_stopped once all are recorded (or, for a
+ * run whose end the store cannot take, after one more try: recovery at the
+ * next start requeues it). */
 void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void *data);
 /* Readiness of the workers: 0 or an error with a message. */
 int reel_scheduler_check(const reel_scheduler *s, char *err, size_t errlen);

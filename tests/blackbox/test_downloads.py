@@ -128,11 +128,11 @@ def body(c):
                 c.check(key in art, "artifact document has %s (got %r)" % (key, sorted(art)))
             c.check("gcs_uri" in art, "artifact document has gcs_uri (null for local storage)")
             c.eq(art.get("expires_in"), 3600, "expires_in defaults to service.artifact_url_ttl_seconds 3600")
-            c.check(str(art.get("artifact_uri", "")).startswith("file://"),
-                    "artifact_uri is a file:// URI for local storage (got %r)" % art.get("artifact_uri"))
+            c.check(str(art.get("artifact_uri", "")).startswith("reel-local:"),
+                    "artifact_uri is a reel-local: URI for local storage (got %r)" % art.get("artifact_uri"))
             _, _, jobdoc = r.json("GET", "/v1/jobs/" + jid)
             months = {str((jobdoc or {}).get(k) or "")[:7] for k in ("created_at", "finished_at")}
-            c.check(any(str(art.get("artifact_uri", "")).endswith("/reel/%s/%s/final_video.mp4" % (m, jid))
+            c.check(any(str(art.get("artifact_uri", "")) == "reel-local:reel/%s/%s/final_video.mp4" % (m, jid)
                         for m in months if m),
                     "artifact_uri ends with the key reel/{YYYY-MM}/{job_id}/final_video.mp4 (got %r)"
                     % art.get("artifact_uri"))

@@ -5,7 +5,7 @@
    and a Location header; polling sees the progress and stage the pipeline
    reports (REEL_PROGRESS lines), never going backwards, and ends finished at
    100 with created_at <= started_at <= finished_at, all RFC 3339 UTC ('Z').
-   artifact_uri is a file:/// URI that does not reveal data_dir. The job log
+   artifact_uri is a reel-local: URI that does not reveal data_dir. The job log
    holds the script's lines but not the secrets it printed (`token=...`,
    `Authorization: Bearer <the service token>`). The script gets the effective
    config ({config}): the HTTP prompt replaces pipeline.prompt and every other
@@ -170,7 +170,7 @@ def check_lifecycle(c):
                     "created_at <= started_at <= finished_at: %s" % stamps)
 
         uri = done.get("artifact_uri")
-        c.check(isinstance(uri, str) and uri.startswith("file:///"), "artifact_uri starts with file:///: %r" % uri)
+        c.check(isinstance(uri, str) and uri.startswith("reel-local:"), "artifact_uri starts with reel-local:: %r" % uri)
         c.check(isinstance(uri, str) and r.data_dir not in uri and r.tmp not in uri,
                 "artifact_uri does not reveal data_dir (%s): %r" % (r.data_dir, uri))
         month = str(done.get("created_at"))[:7]

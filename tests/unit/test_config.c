@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "common/error.h"
 #include "config/config.h"
+#include "render/options.h"
 
 #define MINIMAL                   \
   "service:\n"                    \
@@ -26,6 +28,68 @@
 #define AUTH "service:\n  auth:\n    tokens: [change-me]\n"
 
 static char err[1024];
+
+/* Files the loader checks exist (made in main): "@/" in a test's YAML stands
+ * for their directory. */
+static char fixtures[64];
+#define GCS_KEY "tests/vectors/gcs-v4/service-account.json" /* unit tests run in the source tree */
+
+/* yaml with every "@/" replaced by the fixtures directory (one of 8 rotating buffers). */
+static const char *with_fixtures(const char *yaml) {
+  static char buffers[8][4096];
+  static int next;
+  char *out = buffers[next++ % 8];
+  size_t used = 0;
+  for (const char *c = yaml; *c && used + sizeof fixtures + 2 < sizeof buffers[0]; c++) {
+    if (c[0] == '@' && c[1] == '/') used += (size_t)snprintf(out + used, sizeof buffers[0] - used, "%s", fixtures);
+    else out[used++] = *c;
+  }
+  out[used] = '\0';
+  return out;
+}
+
+static void write_file(const char *name, const char *text) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s", fixtures, name);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (!f) return;
+  fputs(text, f);
+  fclose(f);
+}
+
+static void make_fixtures(void) {
+  snprintf(fixtures, sizeof fixtures, "/tmp/reel-test-config-XXXXXX");
+  CHECK(mkdtemp(fixtures) != NULL);
+  write_file("cert.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  write_file("key.pem", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+  write_file("ec-key.pem", "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n");
+  write_file("notes.txt", "not a certificate\n");
+  write_file("unreadable.pem", "-----BEGIN CERTIFICATE-----\n");
+  char path[128];
+  snprintf(path, sizeof path, "%s/unreadable.pem", fixtures);
+  chmod(path, 0);
+  snprintf(path, sizeof path, "%s/docs", fixtures);
+  CHECK(mkdir(path, 0755) == 0);
+  snprintf(path, sizeof path, "%s/var", fixtures);
+  CHECK(mkdir(path, 0755) == 0);
+  snprintf(path, sizeof path, "%s/var/reel.db", fixtures);
+  CHECK(mkdir(path, 0755) == 0);
+}
+
+static void remove_fixtures(void) {
+  static const char *const files[] = {"cert.pem", "key.pem", "ec-key.pem", "notes.txt", "unreadable.pem"};
+  static const char *const dirs[] = {"docs", "var/reel.db", "var", ""};
+  char path[128];
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    snprintf(path, sizeof path, "%s/%s", fixtures, files[i]);
+    unlink(path);
+  }
+  for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+    snprintf(path, sizeof path, "%s/%s", fixtures, dirs[i]);
+    rmdir(path);
+  }
+}
 
 static int load(const char *yaml, reel_config *config) {
   return reel_config_load_string(yaml, strlen(yaml), "reel.yaml", config, err, sizeof err);
@@ -124,7 +188,7 @@ static void test_every_service_key_can_be_set(void) {
       "  max_log_line_bytes: 80\n"
       "  keep_failed_workspaces: yes\n"
       "  log_level: debug\n"
-      "  docs_dir: /usr/share/reel/docs\n"
+      "  docs_dir: @/docs\n"
       "  database:\n"
       "    backend: sqlite\n"
       "    path: /tmp/jobs.db\n"
@@ -133,7 +197,7 @@ static void test_every_service_key_can_be_set(void) {
       "    prefix: ''\n"
       "    path: /tmp/blobs\n";
   reel_config c;
-  CHECK_INT(load(yaml, &c), 0);
+  CHECK_INT(load(with_fixtures(yaml), &c), 0);
   CHECK_STR(err, "");
   CHECK_INT(c.n_listen, 2);
   CHECK_STR(c.listen[0], "http://0.0.0.0:9000");
@@ -162,7 +226,7 @@ static void test_every_service_key_can_be_set(void) {
   CHECK_INT(c.max_log_line_bytes, 80);
   CHECK_INT(c.keep_failed_workspaces, 1);
   CHECK_STR(c.log_level, "debug");
-  CHECK_STR(c.docs_dir, "/usr/share/reel/docs");
+  CHECK_STR(c.docs_dir, with_fixtures("@/docs"));
   CHECK_STR(c.database_path, "/tmp/jobs.db");
   CHECK_STR(c.storage_prefix, "");
   CHECK_STR(c.storage_path, "/tmp/blobs");
@@ -207,17 +271,17 @@ static void test_listen_forms(void) {
   CHECK_STR(c.listen[2], "[::]:8002");
   reel_config_free(&c);
 
-  CHECK_INT(load(AUTH "  listen: [http://127.0.0.1:80, 'https://[::1]:8443', h3://0.0.0.0:8443]\n"
-                      "  tls: {cert_file: /etc/reel/cert.pem, key_file: /etc/reel/key.pem}\n"
-                      "  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, 'fd00::/8']\n",
+  CHECK_INT(load(with_fixtures(AUTH "  listen: [http://127.0.0.1:80, 'https://[::1]:8443', h3://0.0.0.0:8443]\n"
+                                    "  tls: {cert_file: @/cert.pem, key_file: @/key.pem}\n"
+                                    "  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, 'fd00::/8']\n"),
                  &c),
             0);
   CHECK_INT(c.n_listen, 3);
   CHECK_INT(c.listen_scheme[0], REEL_LISTEN_HTTP);
   CHECK_INT(c.listen_scheme[1], REEL_LISTEN_HTTPS);
   CHECK_INT(c.listen_scheme[2], REEL_LISTEN_H3);
-  CHECK_STR(c.tls_cert_file, "/etc/reel/cert.pem");
-  CHECK_STR(c.tls_key_file, "/etc/reel/key.pem");
+  CHECK_STR(c.tls_cert_file, with_fixtures("@/cert.pem"));
+  CHECK_STR(c.tls_key_file, with_fixtures("@/key.pem"));
   CHECK_INT(c.n_trusted_proxies, 4);
   CHECK_STR(c.trusted_proxies[3], "fd00::/8");
   CHECK_STR(c.public_base_url, "http://127.0.0.1:80");
@@ -226,8 +290,8 @@ static void test_listen_forms(void) {
   reel_config_free(&c);
 
   /* the default public URL follows the first TCP listener's scheme */
-  CHECK_INT(load(AUTH "  listen: [h3://localhost:8443, https://localhost:8443]\n"
-                      "  tls: {cert_file: c.pem, key_file: k.pem}\n",
+  CHECK_INT(load(with_fixtures(AUTH "  listen: [h3://localhost:8443, https://localhost:8443]\n"
+                                    "  tls: {cert_file: @/cert.pem, key_file: @/ec-key.pem}\n"),
                  &c),
             0);
   CHECK_STR(c.public_base_url, "https://localhost:8443");
@@ -249,7 +313,7 @@ static void test_listen_forms(void) {
   EXPECT_ERROR(AUTH "  listen: [http://127.0.0.1:80, https://0.0.0.0:443]\n",
                "reel.yaml:4: service.listen: https://0.0.0.0:443 needs service.tls.cert_file and "
                "service.tls.key_file (PEM files; scripts/dev-cert.sh makes a development pair)");
-  EXPECT_ERROR_PREFIX(AUTH "  listen:\n    - 127.0.0.1:80\n    - h3://0.0.0.0:443\n  tls: {cert_file: a.pem}\n",
+  EXPECT_ERROR_PREFIX(with_fixtures(AUTH "  listen:\n    - 127.0.0.1:80\n    - h3://0.0.0.0:443\n  tls: {cert_file: @/cert.pem}\n"),
                       "reel.yaml:6: service.listen: h3://0.0.0.0:443 needs service.tls.cert_file");
   EXPECT_ERROR_PREFIX(AUTH "  listen: ftp://0.0.0.0:21\n", "reel.yaml:4: service.listen: expected HOST:PORT");
   EXPECT_ERROR(AUTH "  trusted_proxies: 10.0.0.1\n",
@@ -298,7 +362,7 @@ static void test_error_lines_and_keys(void) {
   EXPECT_ERROR(AUTH "pipeline:\n  colour: red\n",
                "reel.yaml:5: pipeline.colour: unknown key (known keys: prompt, default_backend, command, "
                "generation_mode, image_generation_model, image_size, size, segment_duration_seconds, "
-               "output_dir, base_seed, parallel_segments, fps, max_scenes, burn_captions, google_veo, "
+               "output_dir, base_seed, parallel_segments, fps, max_scenes, burn_captions, voice, google_veo, "
                "runway_ml, minimax, remote_api, openai, comfyui, replicate, gcs, backends)");
   EXPECT_ERROR(AUTH "pipeline:\n  promt: a cat\n", "reel.yaml:5: pipeline.promt: unknown key (did you mean prompt?)");
   EXPECT_ERROR(AUTH "  auth.tokens: [x]\n",
@@ -307,7 +371,9 @@ static void test_error_lines_and_keys(void) {
 
   /* wrong types */
   EXPECT_ERROR(AUTH "  workers: 2.5\n", "reel.yaml:4: service.workers: expected an integer from 0 to 256, got \"2.5\"");
-  EXPECT_ERROR(AUTH "  workers: '2'\n", "reel.yaml:4: service.workers: expected an integer from 0 to 256, got \"2\"");
+  EXPECT_ERROR(AUTH "  workers: '2'\n",
+               "reel.yaml:4: service.workers: expected an integer from 0 to 256, got the string \"2\" (write it "
+               "without quotes)");
   EXPECT_ERROR(AUTH "  workers: [1]\n", "reel.yaml:4: service.workers: expected an integer from 0 to 256, got a list");
   EXPECT_ERROR(AUTH "  keep_failed_workspaces: maybe\n",
                "reel.yaml:4: service.keep_failed_workspaces: expected true or false, got \"maybe\"");
@@ -422,11 +488,11 @@ static void test_backends(void) {
   CHECK_STR(json_string_value(json_object_get(c.pipeline, "command")), "  python3\tpipeline.py  --config  x.yaml ");
   reel_config_free(&c);
 
-  CHECK_INT(load(AUTH "  storage:\n    backend: gcs\n    bucket: reel-artifacts\n    credentials_file: sa.json\n"
+  CHECK_INT(load(AUTH "  storage:\n    backend: gcs\n    bucket: reel-artifacts\n    credentials_file: " GCS_KEY "\n"
                       "    signed_urls: false\n", &c), 0);
   CHECK_STR(c.storage_backend, "gcs");
   CHECK_STR(c.storage_bucket, "reel-artifacts");
-  CHECK_STR(c.storage_credentials_file, "sa.json");
+  CHECK_STR(c.storage_credentials_file, GCS_KEY);
   CHECK_INT(c.storage_signed_urls, 0);
   reel_config_free(&c);
 }
@@ -439,7 +505,7 @@ static void test_pipeline_section(void) {
       "  size: '1280*720'\n"
       "  segment_duration_seconds: 5\n"
       "  fps: 23.976\n"
-      "  base_seed: -42\n"
+      "  base_seed: 42\n"
       "  parallel_segments: 2\n"
       "  burn_captions: true\n"
       "  output_dir: ~\n"
@@ -459,7 +525,7 @@ static void test_pipeline_section(void) {
   CHECK_STR(err, "");
   json_t *expected = json_loads(
       "{\"prompt\": \"A cat: on a mat\", \"generation_mode\": \"keyframe\", \"size\": \"1280*720\","
-      " \"segment_duration_seconds\": 5, \"fps\": 23.976, \"base_seed\": -42, \"parallel_segments\": 2,"
+      " \"segment_duration_seconds\": 5, \"fps\": 23.976, \"base_seed\": 42, \"parallel_segments\": 2,"
       " \"burn_captions\": true, \"output_dir\": null,"
       " \"google_veo\": {\"project_id\": \"123\", \"quota\": 123, \"ratio\": 1500.0, \"on\": \"yes\","
       "   \"flags\": [true, false, null, \"\", \"null\"],"
@@ -479,12 +545,15 @@ static void test_pipeline_section(void) {
 
   EXPECT_ERROR(AUTH "pipeline: [a]\n", "reel.yaml:4: pipeline: expected a mapping (keys indented below it), got a list");
   EXPECT_ERROR(AUTH "pipeline:\n  prompt: [a]\n", "reel.yaml:5: pipeline.prompt: expected a string, got a list");
-  EXPECT_ERROR(AUTH "pipeline:\n  size: 1024\n", "reel.yaml:5: pipeline.size: expected a string, got \"1024\"");
+  EXPECT_ERROR(AUTH "pipeline:\n  size: 1024\n",
+               "reel.yaml:5: pipeline.size: expected a frame size \"W*H\" or \"WxH\" such as \"1280*720\" (even "
+               "numbers from 16 to 7680), got \"1024\"");
   EXPECT_ERROR(AUTH "pipeline:\n  segment_duration_seconds: 0\n",
-               "reel.yaml:5: pipeline.segment_duration_seconds: expected a number > 0, got \"0\"");
-  EXPECT_ERROR(AUTH "pipeline:\n  base_seed: 1.5\n", "reel.yaml:5: pipeline.base_seed: expected an integer, got \"1.5\"");
+               "reel.yaml:5: pipeline.segment_duration_seconds: expected a number from 0.5 to 600, got \"0\"");
+  EXPECT_ERROR(AUTH "pipeline:\n  base_seed: 1.5\n",
+               "reel.yaml:5: pipeline.base_seed: expected an integer from 0 to 9007199254740991, got \"1.5\"");
   EXPECT_ERROR(AUTH "pipeline:\n  parallel_segments: 0\n",
-               "reel.yaml:5: pipeline.parallel_segments: expected an integer >= 1, got \"0\"");
+               "reel.yaml:5: pipeline.parallel_segments: expected an integer from 1 to 64, got \"0\"");
   EXPECT_ERROR(AUTH "pipeline:\n  burn_captions: yes\n",
                "reel.yaml:5: pipeline.burn_captions: expected true or false, got \"yes\"");
   EXPECT_ERROR(AUTH "pipeline:\n  google_veo: veo-3\n",
@@ -763,7 +832,192 @@ static void test_yaml_round_trip(void) {
   json_decref(empty);
 }
 
+/* ---- Messages for the mistakes a new user makes: one line each ---------- */
+
+static const struct {
+  const char *yaml, *expected;
+} message_cases[] = {
+    /* values reeld or the renderer would refuse later, refused at start with line and key */
+    {AUTH "pipeline:\n  size: \"1280 by 720\"\n",
+     "reel.yaml:5: pipeline.size: expected a frame size \"W*H\" or \"WxH\" such as \"1280*720\" (even numbers "
+     "from 16 to 7680), got the string \"1280 by 720\""},
+    {AUTH "pipeline:\n  size: 1281x720\n",
+     "reel.yaml:5: pipeline.size: expected a frame size \"W*H\" or \"WxH\" such as \"1280*720\" (even numbers "
+     "from 16 to 7680), got \"1281x720\""},
+    {AUTH "pipeline:\n  image_size: 8000*8000\n",
+     "reel.yaml:5: pipeline.image_size: expected a frame size \"W*H\" or \"WxH\" such as \"1280*720\" (even "
+     "numbers from 16 to 7680), got \"8000*8000\""},
+    {AUTH "pipeline:\n  fps: 500\n", "reel.yaml:5: pipeline.fps: expected a number from 1 to 120, got \"500\""},
+    {AUTH "pipeline:\n  fps: 0.5\n", "reel.yaml:5: pipeline.fps: expected a number from 1 to 120, got \"0.5\""},
+    {AUTH "pipeline:\n  fps: \"24\"\n",
+     "reel.yaml:5: pipeline.fps: expected a number from 1 to 120, got the string \"24\" (write it without quotes)"},
+    {AUTH "pipeline:\n  segment_duration_seconds: 601\n",
+     "reel.yaml:5: pipeline.segment_duration_seconds: expected a number from 0.5 to 600, got \"601\""},
+    {AUTH "pipeline:\n  max_scenes: 201\n",
+     "reel.yaml:5: pipeline.max_scenes: expected an integer from 1 to 200, got \"201\""},
+    {AUTH "pipeline:\n  parallel_segments: 65\n",
+     "reel.yaml:5: pipeline.parallel_segments: expected an integer from 1 to 64, got \"65\""},
+    {AUTH "pipeline:\n  base_seed: -1\n",
+     "reel.yaml:5: pipeline.base_seed: expected an integer from 0 to 9007199254740991, got \"-1\""},
+    {AUTH "pipeline:\n  burn_captions: 'true'\n",
+     "reel.yaml:5: pipeline.burn_captions: expected true or false, got the string \"true\" (write it without "
+     "quotes)"},
+    {AUTH "pipeline:\n  voice: english please\n",
+     "reel.yaml:5: pipeline.voice: expected an espeak-ng voice name such as en-us, fr or de (letters, digits, -, "
+     "+, _ and /), got \"english please\""},
+    {AUTH "pipeline:\n  prompt: 1234\n", "reel.yaml:5: pipeline.prompt: expected a string, got \"1234\" (put it in quotes)"},
+    {AUTH "  max_prompt_chars: 5\npipeline:\n  prompt: a lighthouse\n",
+     "reel.yaml:6: pipeline.prompt: has 12 characters; service.max_prompt_chars allows at most 5"},
+    /* files reeld reads must be there now */
+    {AUTH "  tls:\n    cert_file: @/missing.pem\n    key_file: @/key.pem\n",
+     "reel.yaml:5: service.tls.cert_file: cannot use @/missing.pem: No such file or directory (relative paths are "
+     "relative to reeld's working directory)"},
+    {AUTH "  tls:\n    cert_file: @/cert.pem\n    key_file: @/docs\n",
+     "reel.yaml:6: service.tls.key_file: @/docs is not a regular file"},
+    {AUTH "  tls:\n    cert_file: @/notes.txt\n",
+     "reel.yaml:5: service.tls.cert_file: @/notes.txt holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" "
+     "block; scripts/dev-cert.sh makes a development pair)"},
+    {AUTH "  tls:\n    cert_file: @/cert.pem\n    key_file: @/cert.pem\n",
+     "reel.yaml:6: service.tls.key_file: @/cert.pem holds no PEM private key (a \"-----BEGIN ... PRIVATE KEY-----\" "
+     "block)"},
+    {AUTH "  docs_dir: @/nothing-here\n",
+     "reel.yaml:4: service.docs_dir: cannot use @/nothing-here: No such file or directory (relative paths are "
+     "relative to reeld's working directory)"},
+    {AUTH "  docs_dir: @/cert.pem\n", "reel.yaml:4: service.docs_dir: @/cert.pem is not a directory"},
+    {AUTH "  storage:\n    backend: gcs\n    bucket: b\n    credentials_file: @/cert.pem\n",
+     "reel.yaml:7: service.storage.credentials_file: @/cert.pem is not a usable service-account key: "},
+    {AUTH "  storage:\n    endpoint: s3.example.com\n",
+     "reel.yaml:5: service.storage.endpoint: expected a URL starting with http:// or https://, such as "
+     "https://reel.example.com, got \"s3.example.com\""},
+    {AUTH "  data_dir: @/cert.pem\n", "reel.yaml:4: service.data_dir: @/cert.pem exists but is not a directory"},
+    {AUTH "  data_dir: @/var\n", "reel.yaml:4: service.data_dir: @/var/reel.db is a directory, not a database file"},
+    {AUTH "  storage:\n    path: @/notes.txt\n",
+     "reel.yaml:5: service.storage.path: @/notes.txt exists but is not a directory"},
+    /* a number or a boolean written as a string */
+    {AUTH "  workers: \"2\"\n",
+     "reel.yaml:4: service.workers: expected an integer from 0 to 256, got the string \"2\" (write it without "
+     "quotes)"},
+    {AUTH "  workers: \"300\"\n", "reel.yaml:4: service.workers: expected an integer from 0 to 256, got the string \"300\""},
+    {AUTH "  workers: \"many\"\n", "reel.yaml:4: service.workers: expected an integer from 0 to 256, got the string \"many\""},
+    {AUTH "  max_body_bytes: '2048'\n",
+     "reel.yaml:4: service.max_body_bytes: expected an integer >= 1024, got the string \"2048\" (write it without "
+     "quotes)"},
+    {AUTH "  job_timeout_seconds: \"1.5\"\n",
+     "reel.yaml:4: service.job_timeout_seconds: expected a number of seconds > 0, got the string \"1.5\" (write it "
+     "without quotes)"},
+    {AUTH "  keep_failed_workspaces: \"yes\"\n",
+     "reel.yaml:4: service.keep_failed_workspaces: expected true or false, got the string \"yes\" (write it without "
+     "quotes)"},
+    /* a known key under the wrong section */
+    {"service:\n  auth: {}\n  tokens: [x]\n",
+     "reel.yaml:3: service.tokens: unknown key (did you mean service.auth.tokens? check its indentation)"},
+    {AUTH "  cert_file: cert.pem\n",
+     "reel.yaml:4: service.cert_file: unknown key (did you mean service.tls.cert_file? check its indentation)"},
+    {AUTH "  bucket: b\n", "reel.yaml:4: service.bucket: unknown key (did you mean service.storage.bucket? check its "
+                           "indentation)"},
+    {AUTH "  path: x\n",
+     "reel.yaml:4: service.path: unknown key (did you mean service.database.path or service.storage.path? check "
+     "its indentation)"},
+    {AUTH "  fps: 24\n", "reel.yaml:4: service.fps: unknown key (did you mean pipeline.fps? check its indentation)"},
+    {AUTH "pipeline:\n  workers: 2\n",
+     "reel.yaml:5: pipeline.workers: unknown key (did you mean service.workers? check its indentation)"},
+    {AUTH "  storage:\n    workers: 2\n",
+     "reel.yaml:5: service.storage.workers: unknown key (did you mean service.workers? check its indentation)"},
+    {AUTH "  auth:\n    token: [x]\n", "reel.yaml:4: service.auth: duplicate key (first set on line 2)"},
+    {"service:\n  auth:\n    token: [x]\n", "reel.yaml:3: service.auth.token: unknown key (did you mean tokens?)"},
+    {AUTH "tokens: [x]\n", "reel.yaml:4: tokens: unknown key (did you mean service.auth.tokens? check its indentation)"},
+    {AUTH "  tls:\n    key_fil: k.pem\n", "reel.yaml:5: service.tls.key_fil: unknown key (did you mean key_file?)"},
+};
+
+static void test_message_table(void) {
+  for (size_t i = 0; i < sizeof message_cases / sizeof *message_cases; i++) {
+    const char *yaml = with_fixtures(message_cases[i].yaml);
+    const char *expected = with_fixtures(message_cases[i].expected);
+    reel_config c;
+    int rc = load(yaml, &c);
+    CHECK_INT(rc, REEL_ECONFIG);
+    /* a case ending in ": " is a prefix (the rest comes from a library) */
+    size_t length = strlen(expected);
+    int prefix = length > 2 && strcmp(expected + length - 2, ": ") == 0;
+    if (prefix ? strncmp(err, expected, length) != 0 : strcmp(err, expected) != 0) {
+      fprintf(stderr, "case %zu: %s", i, yaml);
+      CHECK_STR(err, expected);
+    } else {
+      CHECK(1);
+    }
+    reel_config_free(&c);
+  }
+  if (geteuid() != 0) { /* root reads any file */
+    EXPECT_ERROR_PREFIX(with_fixtures(AUTH "  tls:\n    cert_file: @/unreadable.pem\n"),
+                        with_fixtures("reel.yaml:5: service.tls.cert_file: cannot read @/unreadable.pem: "));
+  }
+  /* what is right is still accepted */
+  reel_config c;
+  CHECK_INT(load(with_fixtures(AUTH "  docs_dir: @/docs\n  tls: {cert_file: @/cert.pem, key_file: @/ec-key.pem}\n"
+                                    "  storage:\n    backend: gcs\n    bucket: b\n    credentials_file: " GCS_KEY "\n"
+                                    "pipeline:\n  size: 640x360\n  image_size: '1920*1080'\n  fps: 23.976\n"
+                                    "  voice: en-us\n  max_scenes: 200\n  base_seed: 9007199254740991\n"),
+                 &c),
+            0);
+  CHECK_STR(err, "");
+  reel_config_free(&c);
+}
+
+/* Every value the loader accepts for a renderer key, the renderer accepts, and
+ * the values just outside the loader's bounds the renderer refuses too. */
+static void test_renderer_agrees_on_bounds(void) {
+  static const struct {
+    const char *key, *value;
+    int valid;
+  } cases[] = {
+      {"size", "'16*16'", 1},         {"size", "'7680x7680'", 1},   {"size", "'14*16'", 0},
+      {"size", "'7682*16'", 0},       {"size", "'17*16'", 0},       {"image_size", "'16x7680'", 1},
+      {"image_size", "'1280 720'", 0}, {"fps", "1", 1},              {"fps", "120", 1},
+      {"fps", "0.99", 0},             {"fps", "120.5", 0},          {"segment_duration_seconds", "0.5", 1},
+      {"segment_duration_seconds", "600", 1}, {"segment_duration_seconds", "0.49", 0},
+      {"segment_duration_seconds", "600.01", 0}, {"max_scenes", "1", 1}, {"max_scenes", "200", 1},
+      {"max_scenes", "0", 0},         {"max_scenes", "201", 0},     {"base_seed", "0", 1},
+      {"base_seed", "9007199254740991", 1}, {"base_seed", "-1", 0}, {"base_seed", "9007199254740992", 0},
+      {"parallel_segments", "1", 1},  {"parallel_segments", "64", 1}, {"parallel_segments", "0", 0},
+      {"parallel_segments", "65", 0}, {"burn_captions", "true", 1}, {"burn_captions", "'yes'", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char yaml[256];
+    snprintf(yaml, sizeof yaml, AUTH "pipeline:\n  prompt: a cat\n  %s: %s\n", cases[i].key, cases[i].value);
+    reel_config c;
+    int loaded = load(yaml, &c) == 0;
+    if (loaded != cases[i].valid) fprintf(stderr, "bounds case %zu (%s: %s): %s\n", i, cases[i].key, cases[i].value, err);
+    CHECK_INT(loaded, cases[i].valid);
+    if (loaded) {
+      reel_render_options o;
+      char why[256] = "";
+      int rendered = reel_render_options_from_json(c.pipeline, &o, why, sizeof why) == 0;
+      if (!rendered) fprintf(stderr, "the renderer refuses %s: %s: %s\n", cases[i].key, cases[i].value, why);
+      CHECK(rendered);
+      if (rendered) reel_render_options_free(&o);
+      reel_config_free(&c);
+    } else {
+      /* the same value as JSON, straight to the renderer, is refused there too */
+      json_t *pipeline = json_pack("{s:s}", "prompt", "a cat");
+      const char *v = cases[i].value;
+      json_t *value = v[0] == '\'' ? json_stringn(v + 1, strlen(v) - 2) : json_loads(v, JSON_DECODE_ANY, NULL);
+      CHECK(value != NULL);
+      json_object_set_new(pipeline, cases[i].key, value);
+      reel_render_options o;
+      char why[256];
+      int rendered = reel_render_options_from_json(pipeline, &o, why, sizeof why) == 0;
+      if (rendered) {
+        fprintf(stderr, "the renderer accepts %s: %s that the loader refuses\n", cases[i].key, v);
+        reel_render_options_free(&o);
+      }
+      CHECK(!rendered);
+      json_decref(pipeline);
+    }
+  }
+}
+
 int main(void) {
+  make_fixtures();
   test_minimal_file_has_every_default();
   test_every_service_key_can_be_set();
   test_derived_defaults();
@@ -777,5 +1031,8 @@ int main(void) {
   test_effective_precedence();
   test_effective_without_config_prompt();
   test_yaml_round_trip();
+  test_message_table();
+  test_renderer_agrees_on_bounds();
+  remove_fixtures();
   return check_report();
 }

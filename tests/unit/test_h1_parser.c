@@ -478,7 +478,51 @@ static void test_shrunk_buffer(void) {
   reel_h1_request_free(&req);
 }
 
+/* Bytes that no valid request can begin with are refused as soon as they are
+ * in (no waiting for header_timeout); prefixes of valid requests still wait. */
+static void test_garbage_refused_early(void) {
+  static const struct { const char *raw; size_t len; } garbage[] = {
+      {"\0", 1},
+      {"\x16\x03\x01\x02\x00\x01", 6}, /* a TLS ClientHello on a cleartext port */
+      {"GET\0", 4},
+      {" GET", 4},
+      {"GET /\x01", 6},
+      {"GET  /", 6},
+      {"GET / HTTX", 10},
+      {"GET / HTTP/1.1x", 15},
+      {"GET / HTTP/a", 12},
+      {"hello world this is not http", 28},
+      {"GET /a\0", 7},
+  };
+  static const char *const waiting[] = {"G", "GET", "GET ", "GET /v1/jobs?x=1", "GET / ", "GET / HTTP/1.",
+                                        "GET / HTTP/2.0", "GET / HTTP/1.1\r", "GET / HTTP/1.1\r\nHost: x",
+                                        "\r\nGET / HTTP/1.1\r\n",
+                                        /* past the request-line the complete head decides (a NUL there
+                                           is a 400 only once an earlier error cannot come first) */
+                                        "PRI * HTTP/2.0\r\nJ"};
+  for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
+    reel_h1_request req;
+    reel_h1_request_init(&req, NULL);
+    CHECK_INT(reel_h1_parse_request(garbage[i].raw, garbage[i].len, &req), REEL_EPARSE);
+    reel_h1_request_free(&req);
+    /* the same, a byte at a time: refused at the first byte that cannot fit */
+    reel_h1_request_init(&req, NULL);
+    int rc = REEL_EAGAIN;
+    for (size_t n = 1; n <= garbage[i].len && rc == REEL_EAGAIN; n++) rc = reel_h1_parse_request(garbage[i].raw, n, &req);
+    CHECK_INT(rc, REEL_EPARSE);
+    reel_h1_request_free(&req);
+  }
+  for (size_t i = 0; i < sizeof waiting / sizeof *waiting; i++) {
+    reel_h1_request req;
+    reel_h1_request_init(&req, NULL);
+    size_t len = strlen(waiting[i]);
+    for (size_t n = 1; n <= len; n++) CHECK_INT(reel_h1_parse_request(waiting[i], n, &req), REEL_EAGAIN);
+    reel_h1_request_free(&req);
+  }
+}
+
 int main(void) {
+  test_garbage_refused_early();
   test_table();
   test_chunked_incremental_same_buffer();
   test_pipeline_loop();

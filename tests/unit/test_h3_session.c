@@ -3,7 +3,11 @@
  * other with every byte acknowledged at once. Covers request fields, a memory
  * body, a request body, a file range larger than the read-ahead window (and
  * one the file cannot fill), HEAD, the 431 and 413 limits, late answers,
- * GOAWAY, and detaching on a stream reset and on session free. */
+ * GOAWAY, and detaching on a stream reset and on session free; and the
+ * bounds on what a client that reads nothing can make a connection hold:
+ * response files opened only when a slot is free, the cap on unsent memory
+ * bodies, shared static bodies sent by reference, the send-progress deadline
+ * and the stream-reset flood limit. */
 #include <fcntl.h>
 #include <nghttp3/nghttp3.h>
 #include <stdlib.h>
@@ -37,7 +41,19 @@ static size_t seen_body_len;
 static const char *file_path; /* set: answer with a range of this file */
 static int64_t file_offset, file_length;
 static size_t consumed_total;
+/* answer modes for the resource-bound tests */
+static enum { ANSWER_NORMAL, ANSWER_DEFERRED_FILE, ANSWER_BIG_MEMORY, ANSWER_STATIC } answer_mode;
+static int files_opened;
+static const char static_text[] = "shared static body, sent by reference";
 static int shutdown_reads, shutdown_writes;
+
+/* A deferred response file that counts how often it is opened. */
+static int open_counted(void *ctx, int *fd) {
+  *fd = open(ctx, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) return -1;
+  files_opened++;
+  return 0;
+}
 
 static void handler(reel_http_request *req, void *app) {
   (void)app;
@@ -56,6 +72,30 @@ static void handler(reel_http_request *req, void *app) {
     return;
   }
   req->route = "test";
+  if (answer_mode == ANSWER_DEFERRED_FILE) {
+    reel_http_response resp;
+    reel_http_response_init(&resp, 200);
+    resp.file_open = open_counted;
+    resp.file_ctx = (void *)file_path;
+    resp.file_length = file_length;
+    reel_http_send(req, &resp);
+    return;
+  }
+  if (answer_mode == ANSWER_BIG_MEMORY) {
+    reel_http_response resp;
+    reel_http_response_init(&resp, 200);
+    while (resp.body.len < 600 * 1024) reel_buf_append(&resp.body, "0123456789abcdef", 16);
+    reel_http_send(req, &resp);
+    return;
+  }
+  if (answer_mode == ANSWER_STATIC) {
+    reel_http_response resp;
+    reel_http_response_init(&resp, 200);
+    resp.static_body = static_text;
+    resp.static_len = sizeof static_text - 1;
+    reel_http_send(req, &resp);
+    return;
+  }
   if (file_path) {
     reel_http_response resp;
     reel_http_response_init(&resp, 206);
@@ -493,6 +533,155 @@ static void test_shutdown(void) {
   reel_buf_free(&cs.body);
 }
 
+/* Moves only the client's bytes to the server: a client that never reads
+ * (nothing the server writes is taken, let alone acknowledged). */
+static void pump_requests_only(nghttp3_conn *client, reel_h3_session *server) {
+  for (;;) {
+    int64_t sid = -1;
+    int fin = 0;
+    nghttp3_vec vec[16];
+    nghttp3_ssize n = nghttp3_conn_writev_stream(client, &sid, &fin, vec, 16);
+    CHECK(n >= 0);
+    if (n < 0 || sid < 0) return;
+    size_t total = 0;
+    for (nghttp3_ssize i = 0; i < n; i++) {
+      CHECK_INT(reel_h3_session_recv(server, sid, vec[i].base, vec[i].len, 0), 0);
+      total += vec[i].len;
+    }
+    if (fin) CHECK_INT(reel_h3_session_recv(server, sid, NULL, 0, 1), 0);
+    CHECK_INT(nghttp3_conn_add_write_offset(client, sid, total), 0);
+    CHECK_INT(nghttp3_conn_add_ack_offset(client, sid, total), 0);
+    if (fin && sid < MAX_STREAM_ID) wire[sid].client_fin = 1;
+  }
+}
+
+#define N_STALLED 12 /* stream ids 0, 4, ... 44: more than REEL_H3_MAX_OPEN_FILES */
+
+/* 12 file responses on a connection whose client reads nothing: only
+ * REEL_H3_MAX_OPEN_FILES files are ever opened, the rest wait unopened, and
+ * the send-progress deadline is running; once the client reads, every
+ * response completes in full. */
+static void test_file_slots(void) {
+  char path[] = "/tmp/reel-h3-slots-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  char data[40000];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (char)('a' + i % 26);
+  CHECK_INT((int)write(fd, data, sizeof data), (int)sizeof data);
+  close(fd);
+  nghttp3_conn *client = client_new();
+  reel_h3_session *server = server_new(4096, 32);
+  client_state cs[N_STALLED];
+  defer_answer = 0;
+  answer_mode = ANSWER_DEFERRED_FILE;
+  file_path = path;
+  file_length = sizeof data;
+  files_opened = 0;
+  for (int i = 0; i < N_STALLED; i++) {
+    client_state_init(&cs[i]);
+    CHECK_INT(nghttp3_conn_submit_request(client, 4 * i, get_nva, 4, NULL, &cs[i]), 0);
+  }
+  pump_requests_only(client, server);
+  CHECK_INT(files_opened, REEL_H3_MAX_OPEN_FILES); /* the others are not opened yet */
+  int stalled = 0;
+  uint64_t deadline = reel_h3_session_deadline_ms(server, &stalled);
+  CHECK(deadline != UINT64_MAX);
+  CHECK_INT(stalled, 1); /* responses pending: the send-progress deadline runs */
+  pump(client, server);  /* now the client reads */
+  CHECK_INT(files_opened, N_STALLED);
+  for (int i = 0; i < N_STALLED; i++) {
+    CHECK_INT(cs[i].status, 200);
+    CHECK_INT((int)cs[i].body.len, (int)sizeof data);
+    CHECK(cs[i].body.len == sizeof data && memcmp(cs[i].body.data, data, sizeof data) == 0);
+    reel_buf_free(&cs[i].body);
+  }
+  reel_h3_session_deadline_ms(server, &stalled);
+  CHECK_INT(stalled, 0); /* nothing pending: only the idle deadline */
+  reel_h3_session_free(server);
+  nghttp3_conn_del(client);
+  unlink(path);
+  answer_mode = ANSWER_NORMAL;
+  file_path = NULL;
+}
+
+/* Three 600 KiB memory responses to a client that reads nothing: the first
+ * is kept, the others (beyond REEL_H3_MAX_BUFFERED_BYTES) become 503s. */
+static void test_buffered_cap(void) {
+  nghttp3_conn *client = client_new();
+  reel_h3_session *server = server_new(4096, 32);
+  client_state cs[3];
+  defer_answer = 0;
+  answer_mode = ANSWER_BIG_MEMORY;
+  for (int i = 0; i < 3; i++) {
+    client_state_init(&cs[i]);
+    cs[i].body.max = 1 << 21;
+    CHECK_INT(nghttp3_conn_submit_request(client, 4 * i, get_nva, 4, NULL, &cs[i]), 0);
+  }
+  pump_requests_only(client, server);
+  pump(client, server);
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 3; i++) {
+    if (cs[i].status == 200 && cs[i].body.len == 600 * 1024) ok++;
+    if (cs[i].status == 503 && strstr(cs[i].body.data ? cs[i].body.data : "", "not read")) refused++;
+    reel_buf_free(&cs[i].body);
+  }
+  CHECK_INT(ok, 1);
+  CHECK_INT(refused, 2);
+  reel_h3_session_free(server);
+  nghttp3_conn_del(client);
+  answer_mode = ANSWER_NORMAL;
+}
+
+/* A static body is handed to the transport by reference, never copied. */
+static void test_static_by_reference(void) {
+  nghttp3_conn *client = client_new();
+  reel_h3_session *server = server_new(4096, 32);
+  client_state cs;
+  client_state_init(&cs);
+  defer_answer = 0;
+  answer_mode = ANSWER_STATIC;
+  CHECK_INT(nghttp3_conn_submit_request(client, 0, get_nva, 4, NULL, &cs), 0);
+  pump_requests_only(client, server);
+  int by_reference = 0;
+  for (int round = 0; round < 16; round++) {
+    int64_t sid = -1;
+    int fin = 0;
+    reel_h3_vec vec[16];
+    int n = reel_h3_session_writev(server, &sid, &fin, vec, 16);
+    if (n < 0 || sid < 0) break;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+      if (vec[i].base == (const uint8_t *)static_text) by_reference = 1;
+      CHECK(nghttp3_conn_read_stream(client, sid, vec[i].base, vec[i].len, 0) >= 0);
+      total += vec[i].len;
+    }
+    if (fin) CHECK(nghttp3_conn_read_stream(client, sid, NULL, 0, 1) >= 0);
+    CHECK_INT(reel_h3_session_add_write_offset(server, sid, total), 0);
+    CHECK_INT(reel_h3_session_add_ack_offset(server, sid, total), 0);
+    if (fin && sid < MAX_STREAM_ID) wire[sid].server_fin = 1;
+  }
+  CHECK_INT(by_reference, 1);
+  pump(client, server);
+  CHECK_INT(cs.status, 200);
+  CHECK_STR(cs.body.data, static_text);
+  reel_buf_free(&cs.body);
+  reel_h3_session_free(server);
+  nghttp3_conn_del(client);
+  answer_mode = ANSWER_NORMAL;
+}
+
+/* Stream resets beyond the burst end the connection with H3_EXCESSIVE_LOAD. */
+static void test_reset_flood(void) {
+  reel_h3_session *server = server_new(4096, 32);
+  int failed_at = -1;
+  for (int i = 0; i < 5000 && failed_at < 0; i++)
+    if (reel_h3_session_stream_reset(server, 4 * (i % 16)) != 0) failed_at = i;
+  CHECK(failed_at > 100); /* a client may cancel streams */
+  CHECK(failed_at >= 0 && failed_at < 5000);
+  CHECK(reel_h3_session_error_code(server) == REEL_H3_EXCESSIVE_LOAD);
+  reel_h3_session_free(server);
+}
+
 int main(void) {
   test_get();
   test_post_body();
@@ -502,5 +691,9 @@ int main(void) {
   test_detach_on_reset();
   test_detach_on_free_and_late_answer();
   test_shutdown();
+  test_file_slots();
+  test_buffered_cap();
+  test_static_by_reference();
+  test_reset_flood();
   return check_report();
 }

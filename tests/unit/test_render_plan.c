@@ -95,6 +95,118 @@ static void test_sentences(void) {
   SPLIT("All of this fits in one scene. Easily.", 0, 0, "All of this fits in one scene. Easily.");
 }
 
+static double linear(uint32_t v) {
+  double c = (v & 0xFF) / 255.0;
+  return c <= 0.03928 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4);
+}
+static double ratio(uint32_t a, uint32_t b) {
+  double la = 0.2126 * linear(a >> 16) + 0.7152 * linear(a >> 8) + 0.0722 * linear(a);
+  double lb = 0.2126 * linear(b >> 16) + 0.7152 * linear(b >> 8) + 0.0722 * linear(b);
+  return (fmax(la, lb) + 0.05) / (fmin(la, lb) + 0.05);
+}
+
+static double luminance_of(uint32_t a) { return 0.2126 * linear(a >> 16) + 0.7152 * linear(a >> 8) + 0.0722 * linear(a); }
+
+static void check_covers_prompt(const reel_plan *p, const char *prompt);
+
+/* Scene boundaries fall at sentence ends first; a cut sentence starts its own
+ * scene; closing marks set off by a space stay with their sentence. */
+static void test_sentence_boundaries(void) {
+  /* the case: the long second sentence must not lend "Later," to the first scene */
+  SPLIT("The river shines silver. Later, a storm rolls in over the hills and the boats hurry home to the harbour.",
+        5.0, 0, "The river shines silver.", "Later, a storm rolls in over the hills and", "the boats hurry home to the harbour.");
+  /* ... nor its tail to the next sentence */
+  SPLIT("Waves hit the rocks below, and gulls cry out over the grey water. Night falls.", 2.0, 0, "Waves hit the rocks below,",
+        "and gulls cry out", "over the grey water.", "Night falls.");
+  /* French spacing: the closing guillemet stays with its sentence, never starts a scene */
+  SPLIT("\u00ab La ville dort. \u00bb Puis la pluie tombe. \u00ab Viens ! \u00bb dit-elle.", 2.0, 0,
+        "\u00ab La ville dort. \u00bb", "Puis la pluie tombe. \u00ab Viens ! \u00bb", "dit-elle.");
+  /* a cut between words puts an opening mark with the words after it */
+  SPLIT("Il dit \u00ab oui, \u00bb puis il part vers la mer du nord", 1.0, 0, "Il dit", "\u00ab oui, \u00bb", "puis il",
+        "part vers", "la mer", "du nord");
+  /* an opening mark after a space is not a closer */
+  SPLIT("Stop. \u00abGo\u00bb now.", 1.0, 0, "Stop.", "\u00abGo\u00bb now.");
+  /* no scene of a long mixed prompt starts with a closing mark or ends without its sentence's end mark */
+  const char *prompt = "\u00ab Le soleil se l\u00e8ve sur la mer. \u00bb Les bateaux sortent du port, lentement, "
+                       "un par un, pendant que les mouettes crient au-dessus des vagues grises ! \u00ab Regarde ! \u00bb "
+                       "Le vent tourne. \u201cA storm?\u201d Maybe\u2026 Then silence.";
+  for (double seg = 0.5; seg <= 6.0; seg += 0.5) {
+    reel_plan_options o = opts(prompt, seg, 0);
+    reel_plan p;
+    CHECK_INT(reel_plan_build(&o, &p), 0);
+    for (int i = 0; i < p.n_scenes; i++) {
+      const unsigned char *t = (const unsigned char *)p.scenes[i].text;
+      CHECK(!(t[0] == 0xC2 && t[1] == 0xBB)); /* » */
+      CHECK(!(t[0] == 0xE2 && t[1] == 0x80 && t[2] == 0x9D)); /* ” */
+    }
+    check_covers_prompt(&p, prompt);
+    reel_plan_free(&p);
+  }
+}
+
+/* Palette and motion from the scene's words; language and voice from the prompt. */
+static void test_themes(void) {
+  reel_plan_options o = opts("Night over the harbour. Dawn over the hills. The forest at noon. Fire in the hearth. "
+                             "Snow on the roofs. A quiet room.", 2.0, 0);
+  reel_plan p;
+  CHECK_INT(reel_plan_build(&o, &p), 0);
+  CHECK_INT(p.n_scenes, 6);
+  if (p.n_scenes == 6) {
+    CHECK_STR(p.scenes[0].theme, "night");
+    CHECK_STR(p.scenes[1].theme, "dawn");
+    CHECK_STR(p.scenes[2].theme, "forest");
+    CHECK_STR(p.scenes[3].theme, "fire");
+    CHECK_STR(p.scenes[4].theme, "snow");
+    CHECK(p.scenes[5].theme == NULL);
+    /* night is darker than dawn and snow; night's text is white, dawn's dark */
+    double night = luminance_of(p.scenes[0].background[0]), dawn = luminance_of(p.scenes[1].background[0]);
+    CHECK(night < 0.05 && dawn > 0.4 && night < luminance_of(p.scenes[4].background[0]));
+    CHECK(p.scenes[0].text_color == 0xFFFFFF && p.scenes[1].text_color != 0xFFFFFF);
+    /* night is blue (blue the largest channel), fire red, forest green */
+    uint32_t n = p.scenes[0].background[0], f = p.scenes[3].background[0], g = p.scenes[2].background[0];
+    CHECK((n & 0xFF) > (n >> 16 & 0xFF) && (n & 0xFF) > (n >> 8 & 0xFF));
+    CHECK((f >> 16 & 0xFF) > (f >> 8 & 0xFF) && (f >> 16 & 0xFF) > (f & 0xFF));
+    CHECK((g >> 8 & 0xFF) > (g >> 16 & 0xFF) && (g >> 8 & 0xFF) > (g & 0xFF));
+    CHECK_INT(p.scenes[1].camera, REEL_CAMERA_PAN_UP);
+    CHECK_INT(p.scenes[4].camera, REEL_CAMERA_PAN_DOWN);
+    for (int i = 0; i < 6; i++)
+      CHECK(ratio(p.scenes[i].text_color, p.scenes[i].background[0]) >= 4.5 &&
+            ratio(p.scenes[i].text_color, p.scenes[i].background[1]) >= 4.5);
+  }
+  CHECK_STR(p.language, "en");
+  CHECK_STR(p.voice, "en-us");
+  json_t *j = reel_plan_to_json(&p);
+  CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "scenes"), 0), "theme")), "night");
+  CHECK(json_object_get(json_array_get(json_object_get(j, "scenes"), 5), "theme") == NULL);
+  CHECK_STR(json_string_value(json_object_get(j, "voice")), "en-us");
+  reel_plan back;
+  CHECK_INT(reel_plan_from_json(j, &back), 0);
+  CHECK(back.n_scenes == 6 && back.scenes[0].theme && strcmp(back.scenes[0].theme, "night") == 0);
+  CHECK(back.n_scenes == 6 && back.scenes[5].theme == NULL);
+  reel_plan_free(&back);
+  json_object_set_new(json_array_get(json_object_get(j, "scenes"), 0), "theme", json_string("bogus"));
+  CHECK_INT(reel_plan_from_json(j, &back), REEL_EPARSE);
+  json_object_set_new(json_array_get(json_object_get(j, "scenes"), 0), "theme", json_string("night"));
+  json_object_set_new(j, "voice", json_string("fr; rm -rf"));
+  CHECK_INT(reel_plan_from_json(j, &back), REEL_EPARSE);
+  json_decref(j);
+  reel_plan_free(&p);
+  /* other languages' words and plurals; case does not matter */
+  const char *words[][2] = {{"La NUIT tombe.", "night"}, {"Die Wellen rauschen.", "sea"}, {"Bosque verde.", "forest"},
+                            {"Neige et glace.", "snow"}, {"The Dunes.", "desert"}, {"Thunderstorms!", "storm"}};
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+    o = opts(words[i][0], 0, 0);
+    CHECK_INT(reel_plan_build(&o, &p), 0);
+    CHECK(p.scenes[0].theme && strcmp(p.scenes[0].theme, words[i][1]) == 0);
+    reel_plan_free(&p);
+  }
+  o = opts("La ville s'endort sous les \u00e9toiles, et le vent se l\u00e8ve sur la mer.", 0, 0);
+  CHECK_INT(reel_plan_build(&o, &p), 0);
+  CHECK_STR(p.language, "fr");
+  CHECK_STR(p.voice, "fr-fr");
+  reel_plan_free(&p);
+}
+
 static void test_long_sentences(void) {
   SPLIT("Waves hit rocks, gulls cry loudly; wind howls on", 1.5, 0, "Waves hit rocks,", "gulls cry loudly;",
         "wind howls on");
@@ -150,8 +262,8 @@ static void test_edge_prompts(void) {
 }
 
 static void test_unicode(void) {
-  /* CJK: sentences at 。！, then every 7 characters (2.0 s at 2.6 * 1.5 characters/s) */
-  SPLIT("今天天气很好。我们去公园散步吧！", 2.0, 0, "今天天气很好。", "我们去公园散步", "吧！");
+  /* CJK: sentences at 。！, then in equal pieces of at most 7 characters (2.0 s at 2.6 * 1.5 characters/s) */
+  SPLIT("今天天气很好。我们去公园散步吧！", 2.0, 0, "今天天气很好。", "我们去公", "园散步吧！");
   SPLIT("今天天气很好。我们去公园散步吧！", 0, 0, "今天天气很好。我们去公园散步吧！");
   /* opening quotes stay with the next character, closing marks and emoji modifiers with the one before */
   SPLIT("「你好」", 0.1, 100, "「你", "好」");
@@ -304,16 +416,6 @@ static void test_timing(void) {
   reel_plan_free(&p);
 }
 
-static double linear(uint32_t v) {
-  double c = (v & 0xFF) / 255.0;
-  return c <= 0.03928 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4);
-}
-static double ratio(uint32_t a, uint32_t b) {
-  double la = 0.2126 * linear(a >> 16) + 0.7152 * linear(a >> 8) + 0.0722 * linear(a);
-  double lb = 0.2126 * linear(b >> 16) + 0.7152 * linear(b >> 8) + 0.0722 * linear(b);
-  return (fmax(la, lb) + 0.05) / (fmin(la, lb) + 0.05);
-}
-
 static void test_palette(void) {
   uint64_t x = 0x9E3779B97F4A7C15u;
   int bad = 0, scenes = 0, cameras[REEL_CAMERA_COUNT] = {0};
@@ -440,6 +542,8 @@ static void test_json(void) {
 int main(void) {
   test_sentences();
   test_long_sentences();
+  test_sentence_boundaries();
+  test_themes();
   test_merging();
   test_edge_prompts();
   test_unicode();

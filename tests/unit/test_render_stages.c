@@ -1,4 +1,4 @@
-/* The renderer's pure pieces: caption wrapping, WebVTT, WAV timing, options,
+/* The renderer's pure pieces: WebVTT, WAV timing, options,
  * and the REEL_COST line the scheduler reads. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,62 +10,9 @@
 #include "render/stages.h"
 #include "worker/scheduler.h"
 
-static int max_line_columns(const char *s) {
-  int max = 0, cur = 0;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '\n') {
-      cur = 0;
-      continue;
-    }
-    if ((*p & 0xC0) != 0x80) cur++;
-    if (cur > max) max = cur;
-  }
-  return max;
-}
-
-static int count_lines(const char *s) {
-  int n = 1;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
-
 int main(void) {
-  /* wrapping: fits, keeps every word in order, never splits UTF-8 */
   reel_buf b;
   reel_buf_init(&b, 1 << 20);
-  const char *text = "A lighthouse stands on a cliff at dawn while waves roll in and gulls circle overhead.";
-  int size = reel_render_wrap_caption(text, 1280, 720, &b);
-  CHECK(size >= 12 && size <= 720 / 7);
-  CHECK(strchr(b.data, '\n') != NULL || strlen(b.data) * 0.62 * size <= 0.86 * 1280);
-  CHECK(count_lines(b.data) * 1.3 * size <= 0.78 * 720 + 1);
-  CHECK(max_line_columns(b.data) * 0.62 * size <= 0.86 * 1280 + 1);
-  char joined[256];
-  snprintf(joined, sizeof joined, "%s", b.data);
-  for (char *p = joined; *p; p++)
-    if (*p == '\n') *p = ' ';
-  CHECK_STR(joined, text);
-
-  reel_buf_reset(&b);
-  char longtext[2100];
-  memset(longtext, 'w', 2000);
-  longtext[2000] = '\0';
-  size = reel_render_wrap_caption(longtext, 640, 360, &b);
-  CHECK_INT(size, 12); /* smallest size, and the unbreakable word is broken */
-  CHECK(count_lines(b.data) > 1);
-  CHECK(max_line_columns(b.data) * 0.62 * size <= 0.86 * 640 + 1);
-
-  reel_buf_reset(&b);
-  const char *cjk = "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe6\x96\x87\xe7\xab\xa0\xf0\x9f\x8e\xac";
-  reel_render_wrap_caption(cjk, 200, 400, &b);
-  for (const unsigned char *p = (const unsigned char *)b.data; *p; p++) {
-    if (*p != '\n') continue;
-    CHECK((p[1] & 0xC0) != 0x80); /* a line never starts inside a character */
-  }
-  reel_buf_reset(&b);
-  reel_render_wrap_caption("quote \" colon : backslash \\ %{pts} \x01 tab\tend", 1280, 720, &b);
-  CHECK(strchr(b.data, '\x01') == NULL && strchr(b.data, '\t') == NULL);
-  CHECK(strstr(b.data, "%{pts}") != NULL);
-
   /* WebVTT: one cue per scene, escaped, times from the plan */
   reel_scene scenes[2] = {
       {.text = "First <b>scene</b> & more", .start = 0, .duration = 5},

@@ -61,6 +61,31 @@ int main(void) {
   CHECK_INT(reel_validate_job_request(big, strlen(big), 1999, &prompt, detail, sizeof detail), REEL_EPARSE);
   CHECK(strstr(detail, "2000 characters") != NULL);
 
+  /* The JSON work per body is capped before parsing: a million keys, or deep
+   * nesting, is refused by the pre-scan; commas inside a string do not count. */
+  {
+    size_t keys = 1000000, cap = keys * 12 + 64, n = 0;
+    char *huge = malloc(cap);
+    n += (size_t)snprintf(huge + n, cap - n, "{\"prompt\": \"x\"");
+    for (size_t i = 0; i < keys; i++) n += (size_t)snprintf(huge + n, cap - n, ",\"k%zu\":1", i);
+    n += (size_t)snprintf(huge + n, cap - n, "}");
+    CHECK(reject(huge, n, "more than 10000 JSON values"));
+    char deep[200];
+    memset(deep, '[', 100);
+    memcpy(deep + 100, "\"x\"", 3);
+    memset(deep + 103, ']', 97);
+    CHECK(reject(deep, sizeof deep, "nested deeper than 64"));
+    n = (size_t)snprintf(huge, cap, "{\"prompt\": \"");
+    for (int i = 0; i < 20000; i++) huge[n++] = ',';
+    n += (size_t)snprintf(huge + n, cap - n, "\\\"\"}");
+    huge[n] = '\0';
+    char *p = NULL, d[256];
+    CHECK_INT(reel_validate_job_request(huge, n, 30000, &p, d, sizeof d), 0);
+    CHECK(p && strlen(p) == 20001);
+    free(p);
+    free(huge);
+  }
+
   CHECK(reel_validate_is_json_content_type(REEL_SLICE_LIT("application/json")));
   CHECK(reel_validate_is_json_content_type(REEL_SLICE_LIT("Application/JSON; charset=utf-8")));
   CHECK(!reel_validate_is_json_content_type(REEL_SLICE_LIT("application/jsonp")));
