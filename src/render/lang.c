@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 enum { S_LATIN, S_HAN, S_KANA, S_HANGUL, S_CYRILLIC, S_GREEK, S_ARABIC, S_HEBREW, S_DEVANAGARI, S_THAI, S_COUNT };
 enum { L_EN, L_FR, L_DE, L_ES, L_IT, L_PT, L_NL, L_LATIN_COUNT };
 
@@ -31,18 +33,6 @@ static const char *const stop_words[L_LATIN_COUNT] = {
     " de het een en van is niet op met voor dat die zijn aan bij ook naar uit over wordt nog ",
 };
 
-static size_t decode(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-  unsigned char c = s[i];
-  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-  if (n == 0 || len - i < n) return *cp = 0xFFFD, 1;
-  uint32_t v = n == 1 ? c : c & (0x7Fu >> n);
-  for (size_t k = 1; k < n; k++) {
-    if ((s[i + k] & 0xC0) != 0x80) return *cp = 0xFFFD, 1;
-    v = v << 6 | (s[i + k] & 0x3Fu);
-  }
-  *cp = v;
-  return n;
-}
 
 static int script_of(uint32_t c) {
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return S_LATIN;
@@ -63,25 +53,11 @@ static int script_of(uint32_t c) {
   return -1;
 }
 
-/* Lowercase for ASCII and Latin-1 capitals (enough for the stop words). */
-static uint32_t lower(uint32_t c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 0x20;
-  return c;
-}
 
-static size_t encode(uint32_t c, char *out) {
-  if (c < 0x80) return out[0] = (char)c, 1;
-  if (c < 0x800) return out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F)), 2;
-  if (c < 0x10000)
-    return out[0] = (char)(0xE0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 0x3F)), out[2] = (char)(0x80 | (c & 0x3F)), 3;
-  out[0] = (char)(0xF0 | c >> 18), out[1] = (char)(0x80 | (c >> 12 & 0x3F));
-  out[2] = (char)(0x80 | (c >> 6 & 0x3F)), out[3] = (char)(0x80 | (c & 0x3F));
-  return 4;
-}
 
 /* Points a letter gives each Latin-script language that uses it more than the others. */
 static void letter_hints(uint32_t c, int score[L_LATIN_COUNT]) {
-  switch (lower(c)) {
+  switch (reel_utf8_lower_latin1(c)) {
   case 0x153: case 0xE8: case 0xEA: case 0xF9: case 0xEE: case 0xFB: case 0xEB: case 0xEF: case 0xFF:
   case 0xAB: case 0xBB:
     score[L_FR] += 2; break;
@@ -123,7 +99,7 @@ const char *reel_lang_detect(const char *text) {
   bool word_too_long = false;
   for (size_t i = 0; i <= len;) {
     uint32_t c = 0;
-    size_t n = i < len ? decode(s, len, i, &c) : 1;
+    size_t n = i < len ? reel_utf8_decode_or_replace(s, len, i, &c) : 1;
     int sc = i < len ? script_of(c) : -1;
     if (sc >= 0) scripts[sc]++;
     if (c == 0x456 || c == 0x457 || c == 0x454 || c == 0x491 || c == 0x406 || c == 0x407 || c == 0x404 || c == 0x490)
@@ -132,7 +108,7 @@ const char *reel_lang_detect(const char *text) {
     if (sc == S_LATIN) {
       letter_hints(c, latin);
       char buf[4];
-      size_t k = encode(lower(c), buf);
+      size_t k = reel_utf8_encode(reel_utf8_lower_latin1(c), buf);
       if (wn + k < sizeof word) memcpy(word + wn, buf, k), wn += k;
       else word_too_long = true;
     } else { /* anything else (spaces, apostrophes, digits, other scripts) ends a word */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/utf8.h"
 
 typedef struct {
   uint32_t cp;
@@ -24,18 +25,6 @@ typedef struct {
   bool space, breakable_before, breakable_after;
 } item;
 
-static size_t decode(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-  unsigned char c = s[i];
-  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-  if (n == 0 || len - i < n) return *cp = 0xFFFD, 1;
-  uint32_t v = n == 1 ? c : c & (0x7Fu >> n);
-  for (size_t k = 1; k < n; k++) {
-    if ((s[i + k] & 0xC0) != 0x80) return *cp = 0xFFFD, 1;
-    v = v << 6 | (s[i + k] & 0x3Fu);
-  }
-  *cp = v;
-  return n;
-}
 
 static bool is_space(uint32_t c) {
   return c == ' ' || c < 0x20 || c == 0x7F || c == 0xA0 || c == 0x3000 || (c >= 0x2000 && c <= 0x200A) ||
@@ -157,7 +146,7 @@ int reel_layout_text(const char *text, const reel_fontset *fs, double x, double 
   double ascent = 0, descent = 0;
   for (size_t i = 0, k; i < len; i += k) {
     uint32_t cp;
-    k = decode((const unsigned char *)text, len, i, &cp);
+    k = reel_utf8_decode_or_replace((const unsigned char *)text, len, i, &cp);
     bool space = is_space(cp);
     if (space && n > 0 && it[n - 1].space) continue; /* a run of whitespace is one space */
     int font = reel_fontset_pick(fs, space ? ' ' : cp, current);

@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/utf8.h"
 #include "render/lang.h"
 
 #define PLAN_FORMAT_VERSION "reel-plan-v2" /* in the hash: change it whenever a plan for the same inputs would change */
@@ -77,39 +78,11 @@ const char *reel_camera_name(reel_camera_move m) {
 
 /* ---- UTF-8 and character classes ---- */
 
-/* Decodes the code point at s[i] (i < len); returns its length, or 0 if the
- * bytes there are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
-static size_t utf8_decode(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-  unsigned char c = s[i];
-  size_t n;
-  uint32_t v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2, v = c & 0x1Fu, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3, v = c & 0x0Fu, min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4, v = c & 0x07u, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (len - i < n) return 0;
-  for (size_t k = 1; k < n; k++) {
-    if ((s[i + k] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i + k] & 0x3Fu);
-  }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return n;
-}
 
 static bool utf8_valid(const unsigned char *s, size_t len) {
   uint32_t cp;
   for (size_t i = 0, n; i < len; i += n)
-    if ((n = utf8_decode(s, len, i, &cp)) == 0) return false;
+    if ((n = reel_utf8_decode(s, len, i, &cp)) == 0) return false;
   return true;
 }
 
@@ -226,10 +199,10 @@ typedef struct {
 static cluster cluster_at(const planner *p, size_t i) {
   cluster c;
   uint32_t next;
-  size_t j = i + utf8_decode(p->s, p->len, i, &c.cp);
+  size_t j = i + reel_utf8_decode(p->s, p->len, i, &c.cp);
   bool joined = false, pair = is_regional_indicator(c.cp);
   while (j < p->len && !is_space(c.cp)) { /* whitespace is always trimmable: a mark after it stands alone */
-    size_t n = utf8_decode(p->s, p->len, j, &next);
+    size_t n = reel_utf8_decode(p->s, p->len, j, &next);
     if (!is_extend(next) && !(joined && !is_space(next)) && !(pair && is_regional_indicator(next))) break;
     pair = false;
     joined = next == 0x200D;
@@ -623,17 +596,6 @@ const char *const reel_plan_theme_names[] = {
     "dawn", "sunset", "night", "sea", "forest", "fire", "city", "snow", "desert", "storm", "mountain", "space", NULL,
 };
 
-/* Lowercase ASCII and Latin-1 capitals, as UTF-8 into out (room for 4 bytes). */
-static size_t lower_utf8(uint32_t c, char *out) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) c += 0x20;
-  if (c < 0x80) return out[0] = (char)c, 1;
-  if (c < 0x800) return out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F)), 2;
-  if (c < 0x10000)
-    return out[0] = (char)(0xE0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 0x3F)), out[2] = (char)(0x80 | (c & 0x3F)), 3;
-  out[0] = (char)(0xF0 | c >> 18), out[1] = (char)(0x80 | (c >> 12 & 0x3F));
-  out[2] = (char)(0x80 | (c >> 6 & 0x3F)), out[3] = (char)(0x80 | (c & 0x3F));
-  return 4;
-}
 
 /* The theme a word (lowercase UTF-8, " word " form in key) belongs to, or -1. */
 static int theme_of_word(char *key, size_t n) {
@@ -659,12 +621,12 @@ static int scene_theme(const char *text) {
   bool too_long = false;
   for (size_t i = 0; i <= len;) {
     uint32_t c = 0;
-    size_t k = i < len ? utf8_decode(s, len, i, &c) : 1;
+    size_t k = i < len ? reel_utf8_decode(s, len, i, &c) : 1;
     if (k == 0) k = 1, c = ' ';
     bool letter = i < len && is_wordlike(c) && !is_cjk(c) && !(c >= '0' && c <= '9');
     if (letter) {
       char buf[4];
-      size_t m = lower_utf8(c, buf);
+      size_t m = reel_utf8_encode(reel_utf8_lower_latin1(c), buf);
       if (1 + n + m + 2 < sizeof key) memcpy(key + 1 + n, buf, m), n += m;
       else too_long = true;
     } else if (n > 0) {

@@ -53,7 +53,7 @@ __all__ = [
     "SOURCE_DIR", "BUILD_DIR", "TOKEN", "TERMINAL_STATUSES",
     "Reeld", "ReeldError", "Checks", "run",
     "reeld_binary", "free_port", "to_yaml", "merge", "write_script",
-    "pid_alive", "wait_for", "read_pid",
+    "pid_alive", "wait_for", "read_pid", "fd_count", "rss_kb",
 ]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -241,6 +241,20 @@ def read_pid(path):
     if not text.endswith("\n") or not text.strip().isdigit():
         return None
     return int(text)
+
+
+def fd_count(pid):
+    """How many file descriptors process pid holds (from /proc)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def rss_kb(pid):
+    """Resident memory of process pid in KiB (VmRSS from /proc), 0 if unknown."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def wait_for(predicate, timeout, interval=0.05):

@@ -25,14 +25,6 @@ def mapped_libraries(pid):
         return {line.split()[-1] for line in f if "/" in line.split()[-1]}
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def body(c):
     tmp = tempfile.mkdtemp(prefix="reel-footprint-")
     certs = os.path.join(tmp, "certs")
@@ -53,7 +45,7 @@ def body(c):
                 libs = mapped_libraries(r.proc.pid)
                 loaded = sorted(l for l in libs if any(name in l for name in ONLY_FOR_OBJECT_STORAGE))
                 c.eq(loaded, [], "%s on local storage maps none of libcurl's libraries" % label)
-                print("       %s: idle VmRSS %d kB" % (label, rss_kb(r.proc.pid)), flush=True)
+                print("       %s: idle VmRSS %d kB" % (label, h.rss_kb(r.proc.pid)), flush=True)
                 r.stop()
 
             r.config["service"]["listen"] = ["127.0.0.1:%d" % r.port]
@@ -63,7 +55,7 @@ def body(c):
             r.start()
             libs = mapped_libraries(r.proc.pid)
             c.check(any("libcurl" in l for l in libs), "with S3 storage libcurl is loaded")
-            print("       http:// with S3 storage: idle VmRSS %d kB" % rss_kb(r.proc.pid), flush=True)
+            print("       http:// with S3 storage: idle VmRSS %d kB" % h.rss_kb(r.proc.pid), flush=True)
             r.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

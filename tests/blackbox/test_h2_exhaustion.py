@@ -141,22 +141,10 @@ def read_until_goaway(sock, timeout):
 
 # ---------------------------------------------------------------- process --
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def settle(pid, fds_max, timeout=15.0):
     """Waits until reeld holds at most fds_max descriptors; returns the count."""
-    h.wait_for(lambda: fd_count(pid) <= fds_max, timeout)
-    return fd_count(pid)
+    h.wait_for(lambda: h.fd_count(pid) <= fds_max, timeout)
+    return h.fd_count(pid)
 
 
 def sanitized(binary):
@@ -213,11 +201,11 @@ def others_served(c, r, what, url, data):
 def run_attack(c, r, what, n_conns, streams, path, url, data, fds_slack, rss_slack_kb):
     pid = r.proc.pid
     time.sleep(0.3)
-    fds0, rss0 = fd_count(pid), rss_kb(pid)
+    fds0, rss0 = h.fd_count(pid), h.rss_kb(pid)
     socks = attack(r.port, n_conns, streams, path)
     # wait until the server has taken in every request (its fd count stops moving)
     time.sleep(1.5)
-    fds1, rss1 = fd_count(pid), rss_kb(pid)
+    fds1, rss1 = h.fd_count(pid), h.rss_kb(pid)
     others_served(c, r, what, url, data)
     c.check(r.running(), "%s: reeld still running" % what)
     c.check(fds1 <= fds0 + n_conns + fds_slack,
@@ -231,7 +219,7 @@ def run_attack(c, r, what, n_conns, streams, path, url, data, fds_slack, rss_sla
     close_all(socks)
     fds2 = settle(pid, fds0 + 2)
     time.sleep(0.5)
-    rss2 = rss_kb(pid)
+    rss2 = h.rss_kb(pid)
     c.check(fds2 <= fds0 + 2, "%s: fds back to the baseline after the connections close (%d before, %d after)"
             % (what, fds0, fds2))
     if check_rss:
@@ -361,7 +349,7 @@ def check_deadlines(c):
 def check_reserve(c):
     with start_limited(256) as r:
         pid = r.proc.pid
-        fds0 = fd_count(pid)
+        fds0 = h.fd_count(pid)
         socks, answers = [], []
         for _ in range(300):
             try:
@@ -369,7 +357,7 @@ def check_reserve(c):
             except OSError:
                 break
         time.sleep(1.0)
-        fds1 = fd_count(pid)
+        fds1 = h.fd_count(pid)
         for s in socks:
             s.settimeout(0.05)
             try:
@@ -389,7 +377,7 @@ def check_reserve(c):
         st, _, _ = r.json("POST", "/v1/jobs", {"prompt": "after the reserve test"}, timeout=10)
         c.eq(st, 202, "F: POST /v1/jobs works after the connections are gone")
         print("figures: F reserve (300 idle connections, limit 256): fds %d -> %d -> %d"
-              % (fds0, fds1, fd_count(pid)))
+              % (fds0, fds1, h.fd_count(pid)))
 
 
 def body(c):
