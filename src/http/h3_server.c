@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -34,6 +35,7 @@
 #define H3_RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 #define H3_RX_BUFFER 65536
 #define H3_TX_BUFFER 65536
+#define H3_TRIM_AFTER_STREAMS 64 /* a connection that had this many request streams trims the heap when freed */
 
 typedef struct h3_conn h3_conn;
 
@@ -65,6 +67,7 @@ struct reel_h3_server {
   int shutting_down;
   int drained;
   int free_requested;
+  int busy_conns; /* connections that had H3_TRIM_AFTER_STREAMS request streams, not yet freed */
   uint64_t last_refusal_log_ns;
   uint8_t rx[H3_RX_BUFFER];
   uint8_t tx[H3_TX_BUFFER];
@@ -101,6 +104,7 @@ struct h3_conn {
   int depth; /* inside ngtcp2 calls for this connection: it must not be freed or written now */
   stream_op *ops;
   size_t n_ops, cap_ops;
+  int streams_seen; /* request streams the client opened */
 };
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -275,6 +279,9 @@ static void conn_free(h3_conn *c) {
   c->ops = NULL;
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+  /* the last busy connection is gone: give the heap its many streams held back
+   * to the system (once per burst: malloc_trim walks the heap), as h2_session does */
+  if (c->streams_seen >= H3_TRIM_AFTER_STREAMS && --c->srv->busy_conns == 0) malloc_trim(0);
 }
 
 static void conn_set_transport_error(h3_conn *c, int liberr) {
@@ -411,7 +418,11 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *qc, int64_t stream_id, uint6
 
 static int cb_stream_open(ngtcp2_conn *qc, int64_t stream_id, void *user_data) {
   /* marks the request streams whose close must give the client a new one */
-  if (ngtcp2_is_bidi_stream(stream_id)) ngtcp2_conn_set_stream_user_data(qc, stream_id, user_data);
+  if (ngtcp2_is_bidi_stream(stream_id)) {
+    h3_conn *c = user_data;
+    ngtcp2_conn_set_stream_user_data(qc, stream_id, user_data);
+    if (++c->streams_seen == H3_TRIM_AFTER_STREAMS) c->srv->busy_conns++;
+  }
   return 0;
 }
 

@@ -417,6 +417,14 @@ fail:
 }
 
 int reel_store_open_sqlite(const char *path, reel_store **out, char *err, size_t errlen) {
+  /* No up-front bulk page-cache allocation (20 pages, ~86 KB, which SQLite
+   * touches whole): pages are allocated as they are used. Only possible before
+   * SQLite initialises; later calls return SQLITE_MISUSE and change nothing. */
+  static int configured;
+  if (!configured) {
+    configured = 1;
+    sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+  }
   sqlite_store *s = calloc(1, sizeof *s);
   if (!s) return REEL_ENOMEM;
   s->base.ops = &sqlite_ops;
