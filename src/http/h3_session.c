@@ -13,19 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "common/random.h"
-#include "http/response_file.h"
+#include "http/send_budget.h"
 #include "http/stream_head.h"
 
 #define H3_FILE_CHUNK (16 * 1024)
 #define H3_FILE_WINDOW (16 * H3_FILE_CHUNK) /* file bytes read but not yet acknowledged */
-#define H3_DEFAULT_TIMEOUT_MS 60000
 #define H3_RESET_BURST 1000.0 /* streams the client may reset at once, */
 #define H3_RESET_RATE 100.0   /* then per second */
 
@@ -49,15 +46,12 @@ struct reel_h3_session {
   int bound;
   int resume_pending; /* some stream waits for nghttp3_conn_resume_stream */
   uint64_t error_code;
-  /* bounded resources for responses (see h3_session.h) */
-  int open_files;                          /* streams holding a response file slot */
-  h3_stream *file_queue, *file_queue_tail; /* file responses waiting for a slot, unopened */
-  int pump_queue;                          /* a slot was freed: pump before the next write */
-  size_t buffered;                         /* in-memory response bytes of live streams */
-  int sending;                             /* streams with a response not finished (or queued) */
-  uint64_t last_activity_ms, progress_ms;
-  size_t progress_bytes;                   /* acknowledged since progress_ms */
-  double reset_tokens;                     /* flood bucket for client resets */
+  /* bounded resources for responses (see h3_session.h): buffered counts the
+   * in-memory bytes of live streams, sending lasts until the stream closes,
+   * progress is bytes acknowledged; a freed slot is pumped before the next
+   * write */
+  reel_send_budget budget;
+  double reset_tokens; /* flood bucket for client resets */
   uint64_t reset_ns;
 };
 
@@ -71,25 +65,12 @@ struct h3_stream {
   int read_done;    /* the request ended (FIN) */
   int dispatched; /* handed to the handler (or answered with an error) */
   int handling;   /* the handler has not answered yet */
-  /* response data */
-  reel_buf out;
-  size_t out_pos;
-  int file_fd;
-  int64_t file_pos, file_remaining;
-  file_chunk *chunks, *chunks_tail; /* handed to nghttp3, not yet acknowledged */
+  reel_send_stream send; /* the response body and what it counts for in the session's budget */
+  file_chunk *chunks, *chunks_tail; /* file bytes handed to nghttp3, not yet acknowledged */
   size_t in_flight;
   int want_resume; /* read_data said WOULDBLOCK: resume when acknowledgements free room */
   int resume;
   int read_failed; /* the file could not be read: the stream is being reset */
-  const uint8_t *static_body; /* shared bytes after out, by reference */
-  size_t static_len, static_pos;
-  int file_slot;   /* counts in the session's open_files */
-  int sending;     /* counts in the session's sending */
-  size_t buffered; /* counts in the session's buffered */
-  int queued;      /* a file response waiting for a slot, moved here unopened */
-  int queued_send_body;
-  reel_http_response queued_resp;
-  h3_stream *queue_next;
 };
 
 static void transport_send(reel_http_request *req, reel_http_response *resp);
@@ -97,51 +78,6 @@ static void transport_free(reel_http_request *req);
 static const reel_http_transport h3_transport = {.send = transport_send, .free = transport_free};
 
 /* ---- streams ---- */
-
-static uint64_t now_ms(void) { return reel_mono_ns() / 1000000; }
-
-/* The stream has a response pending (or queued). */
-static void stream_sending(reel_h3_session *s, h3_stream *st) {
-  if (st->sending) return;
-  st->sending = 1;
-  if (s->sending++ == 0) {
-    s->progress_ms = now_ms();
-    s->progress_bytes = 0;
-  }
-}
-
-/* Gives back the stream's file slot and closes its file. */
-static void stream_release_file(reel_h3_session *s, h3_stream *st) {
-  if (st->file_fd >= 0) close(st->file_fd);
-  st->file_fd = -1;
-  if (!st->file_slot) return;
-  st->file_slot = 0;
-  s->open_files--;
-  s->pump_queue = 1;
-}
-
-/* Undoes everything the stream counts for in its session: its response
- * is over (finished, reset, or never to be sent). */
-static void stream_forget(reel_h3_session *s, h3_stream *st) {
-  if (st->queued) {
-    h3_stream **pp = &s->file_queue, *prev = NULL;
-    while (*pp && *pp != st) prev = *pp, pp = &(*pp)->queue_next;
-    if (*pp) *pp = st->queue_next;
-    if (s->file_queue_tail == st) s->file_queue_tail = prev;
-    st->queue_next = NULL;
-    st->queued = 0;
-    reel_http_response_free(&st->queued_resp);
-  }
-  if (st->sending) {
-    st->sending = 0;
-    s->sending--;
-    s->progress_ms = s->last_activity_ms = now_ms(); /* a finished response is progress */
-    s->progress_bytes = 0;
-  }
-  s->buffered -= st->buffered;
-  st->buffered = 0;
-  stream_release_file(s, st);
-}
 
 static void stream_unlink(h3_stream *st) {
   reel_h3_session *s = st->session;
@@ -155,9 +91,7 @@ static void stream_unlink(h3_stream *st) {
 
 static void stream_free(h3_stream *st) {
   reel_stream_head_free(&st->head);
-  reel_buf_free(&st->out);
-  if (st->file_fd >= 0) close(st->file_fd);
-  if (st->queued) reel_http_response_free(&st->queued_resp);
+  reel_send_stream_free(&st->send);
   while (st->chunks) {
     file_chunk *c = st->chunks;
     st->chunks = c->next;
@@ -172,7 +106,8 @@ static void transport_free(reel_http_request *req) { stream_free((h3_stream *)re
  * free it, or detach it while its request is with the handler. */
 static void stream_release(h3_stream *st) {
   reel_h3_session *s = st->session;
-  if (s) stream_forget(s, st);
+  /* its response is over (finished, reset, or never to be sent): a finished response is progress */
+  if (s) reel_send_budget_forget(&s->budget, &st->send, 1);
   if (s && st->handling) s->handling--;
   if (s && !s->freeing) nghttp3_conn_set_stream_user_data(s->ng, st->id, NULL);
   stream_unlink(st);
@@ -192,9 +127,8 @@ static h3_stream *stream_new(reel_h3_session *s, int64_t id) {
   if (!st) return NULL;
   st->session = s;
   st->id = id;
-  st->file_fd = -1;
   reel_stream_head_init(&st->head, s->cfg.max_header_bytes, s->cfg.max_body_bytes);
-  reel_buf_init(&st->out, 0);
+  reel_send_stream_init(&st->send, &st->req);
   st->next = s->streams;
   if (st->next) st->next->prev = st;
   s->streams = st;
@@ -212,13 +146,10 @@ static h3_stream *stream_new(reel_h3_session *s, int64_t id) {
 static void stream_dispatch(reel_h3_session *s, h3_stream *st) {
   if (st->dispatched) return;
   st->dispatched = 1;
-  reel_http_request *r = &st->req;
-  reel_request_id_new(r->request_id);
-  snprintf(r->remote_addr, sizeof r->remote_addr, "%s", s->cfg.remote ? s->cfg.remote : "");
-  r->scheme = "https"; /* QUIC is always TLS */
   st->handling = 1;
   s->handling++;
-  reel_stream_head_dispatch(&st->head, r, "HTTP/3", s->cfg.handler, s->cfg.app);
+  reel_stream_head_dispatch(&st->head, &st->req, "HTTP/3", s->cfg.remote, "https" /* QUIC is always TLS */,
+                            s->cfg.handler, s->cfg.app);
 }
 
 /* ---- response ---- */
@@ -228,22 +159,23 @@ static nghttp3_ssize read_body(nghttp3_conn *ng, int64_t stream_id, nghttp3_vec 
   (void)ng, (void)stream_id, (void)conn_user_data;
   h3_stream *st = stream_user_data;
   if (!st || veccnt == 0 || st->read_failed) return NGHTTP3_ERR_WOULDBLOCK;
-  if (st->file_fd < 0) {
-    size_t n = 0, left = st->out.len - st->out_pos;
+  reel_send_stream *bs = &st->send;
+  if (bs->file_fd < 0) {
+    size_t n = 0, left = bs->out.len - bs->out_pos;
     if (left > 0) {
-      vec[n].base = (uint8_t *)st->out.data + st->out_pos;
+      vec[n].base = (uint8_t *)bs->out.data + bs->out_pos;
       vec[n++].len = left;
-      st->out_pos = st->out.len;
+      bs->out_pos = bs->out.len;
     }
-    if (st->static_pos < st->static_len && n < veccnt) {
-      vec[n].base = (uint8_t *)st->static_body + st->static_pos; /* shared, immutable: by reference */
-      vec[n++].len = st->static_len - st->static_pos;
-      st->static_pos = st->static_len;
+    if (bs->static_pos < bs->static_len && n < veccnt) {
+      vec[n].base = (uint8_t *)bs->static_body + bs->static_pos; /* shared, immutable: by reference */
+      vec[n++].len = bs->static_len - bs->static_pos;
+      bs->static_pos = bs->static_len;
     }
-    if (st->static_pos >= st->static_len) *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    if (bs->static_pos >= bs->static_len) *pflags |= NGHTTP3_DATA_FLAG_EOF;
     return (nghttp3_ssize)n;
   }
-  if (st->file_remaining <= 0) {
+  if (bs->file_remaining <= 0) {
     *pflags |= NGHTTP3_DATA_FLAG_EOF;
     return 0;
   }
@@ -251,9 +183,9 @@ static nghttp3_ssize read_body(nghttp3_conn *ng, int64_t stream_id, nghttp3_vec 
     st->want_resume = 1;
     return NGHTTP3_ERR_WOULDBLOCK;
   }
-  size_t n = st->file_remaining < H3_FILE_CHUNK ? (size_t)st->file_remaining : H3_FILE_CHUNK;
+  size_t n = bs->file_remaining < H3_FILE_CHUNK ? (size_t)bs->file_remaining : H3_FILE_CHUNK;
   file_chunk *c = malloc(sizeof *c + n);
-  ssize_t got = c ? pread(st->file_fd, c->data, n, st->file_pos) : -1;
+  ssize_t got = c ? pread(bs->file_fd, c->data, n, bs->file_pos) : -1;
   if (got <= 0) {
     /* the head promised more bytes than we can send: only a reset is honest */
     free(c);
@@ -270,85 +202,35 @@ static nghttp3_ssize read_body(nghttp3_conn *ng, int64_t stream_id, nghttp3_vec 
   else st->chunks = c;
   st->chunks_tail = c;
   st->in_flight += c->len;
-  st->file_pos += got;
-  st->file_remaining -= got;
-  if (st->file_remaining <= 0) {
+  bs->file_pos += got;
+  bs->file_remaining -= got;
+  if (bs->file_remaining <= 0) {
     *pflags |= NGHTTP3_DATA_FLAG_EOF;
     /* every byte is read; the chunks live until acknowledged, the slot goes to the next file */
-    if (st->session) stream_release_file(st->session, st);
-    else close(st->file_fd);
-    st->file_fd = -1;
-    st->file_remaining = 0;
-    st->out_pos = st->out.len; /* a closed file reads as an exhausted memory body */
+    reel_send_budget_release_file(st->session ? &st->session->budget : NULL, bs);
+    bs->file_remaining = 0;
+    bs->out_pos = bs->out.len; /* a closed file reads as an exhausted memory body */
   }
   vec[0].base = c->data;
   vec[0].len = c->len;
   return 1;
 }
 
-/* Header fields HTTP/3 forbids (connection-specific, RFC 9114 section 4.2);
- * content-length is added by us. */
-static int connection_specific(const char *name) {
-  static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                      "upgrade", "content-length"};
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (strcasecmp(name, names[i]) == 0) return 1;
-  return 0;
-}
-
-static void lowercase(char *s) {
-  for (; *s; s++)
-    if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
-}
-
-static nghttp3_nv make_nv(const char *name, const char *value) {
-  return (nghttp3_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value), NGHTTP3_NV_FLAG_NONE};
-}
-
 /* Submits resp (its final form) on st and moves its body into the stream. */
 static void stream_submit(reel_h3_session *s, h3_stream *st, reel_http_response *resp, int send_body) {
-  int64_t length = resp->file_fd >= 0 || resp->file_open ? resp->file_length
-                                                         : (int64_t)(resp->body.len + resp->static_len);
-  /* ":status", the response headers, the extra header and content-length */
-  nghttp3_nv nva[REEL_HTTP_MAX_RESPONSE_HEADERS + 3];
-  char status_text[8], length_text[24], extra_name[64];
-  size_t n = 0;
-  snprintf(status_text, sizeof status_text, "%d", resp->status);
-  nva[n++] = make_nv(":status", status_text);
-  for (int i = 0; i < resp->n_headers; i++) {
-    if (connection_specific(resp->headers[i].name)) continue;
-    lowercase(resp->headers[i].name); /* HTTP/3 field names are lowercase */
-    nva[n++] = make_nv(resp->headers[i].name, resp->headers[i].value);
-  }
-  if (s->cfg.extra_header_name) {
-    snprintf(extra_name, sizeof extra_name, "%s", s->cfg.extra_header_name);
-    lowercase(extra_name);
-    nva[n++] = make_nv(extra_name, s->cfg.extra_header_value ? s->cfg.extra_header_value : "");
-  }
-  if (resp->status != 304 && resp->status != 204 && resp->status >= 200) {
-    snprintf(length_text, sizeof length_text, "%lld", (long long)length);
-    nva[n++] = make_nv("content-length", length_text);
-  }
-  if (send_body && resp->file_fd >= 0) {
-    st->file_fd = resp->file_fd;
-    resp->file_fd = -1;
-    st->file_pos = resp->file_offset;
-    st->file_remaining = resp->file_length;
-  } else if (send_body) {
-    st->out = resp->body; /* moved */
-    reel_buf_init(&resp->body, 0);
-    st->out_pos = 0;
-    st->static_body = resp->static_body;
-    st->static_len = resp->static_len;
-    st->buffered = st->out.len;
-    s->buffered += st->buffered;
-  }
-  int with_body = send_body && length > 0;
-  if (!with_body) stream_release_file(s, st);
-  stream_sending(s, st); /* until the stream closes: headers and body acknowledged */
+  reel_send_fields f;
+  reel_send_fields_build(&f, resp, s->cfg.extra_header_name, s->cfg.extra_header_value);
+  nghttp3_nv nva[REEL_SEND_MAX_FIELDS];
+  for (size_t i = 0; i < f.n; i++)
+    nva[i] = (nghttp3_nv){(uint8_t *)f.field[i].name, (uint8_t *)f.field[i].value, strlen(f.field[i].name),
+                          strlen(f.field[i].value), NGHTTP3_NV_FLAG_NONE};
+  reel_send_stream_take_body(&s->budget, &st->send, resp, send_body);
+  int with_body = send_body && f.body_length > 0;
+  if (!with_body) reel_send_budget_release_file(&s->budget, &st->send);
+  reel_send_budget_start(&s->budget, &st->send); /* until the stream closes: headers and body acknowledged */
   nghttp3_data_reader reader = {.read_data = read_body};
   s->in_call++;
-  int rc = nghttp3_conn_submit_response(s->ng, st->id, nva, n, with_body ? &reader : NULL);
+  int rc = nghttp3_conn_submit_response(s->ng, st->id, nva, f.n, with_body ? &reader : NULL);
   s->in_call--;
   reel_http_response_free(resp); /* nghttp3 copied the header fields */
   if (rc != 0) {
@@ -360,32 +242,13 @@ static void stream_submit(reel_h3_session *s, h3_stream *st, reel_http_response 
   if (!st->read_done && s->cfg.shutdown_read) s->cfg.shutdown_read(s->cfg.io, st->id, REEL_H3_NO_ERROR);
 }
 
-/* Opens the file of resp for st in a slot just taken; without one the
- * response was rewritten (503/404) and the slot is given back. */
-static void stream_open_file(reel_h3_session *s, h3_stream *st, reel_http_response *resp) {
-  st->file_slot = 1;
-  s->open_files++;
-  if (reel_http_response_open_file(resp, &st->req) != 0) {
-    st->file_slot = 0;
-    s->open_files--;
-  }
-}
-
 /* Submits queued file responses while slots are free (outside nghttp3 calls). */
 static void pump_file_queue(reel_h3_session *s) {
-  s->pump_queue = 0;
-  while (s->file_queue && s->open_files < REEL_H3_MAX_OPEN_FILES) {
-    h3_stream *st = s->file_queue;
-    s->file_queue = st->queue_next;
-    if (!s->file_queue) s->file_queue_tail = NULL;
-    st->queue_next = NULL;
-    st->queued = 0;
-    reel_http_response resp = st->queued_resp;
-    reel_http_response_init(&st->queued_resp, 0);
-    stream_open_file(s, st, &resp);
-    reel_http_request_finished(&st->req, resp.status);
-    stream_submit(s, st, &resp, st->queued_send_body);
-  }
+  reel_http_response resp;
+  int send_body;
+  reel_http_request *req;
+  while ((req = reel_send_budget_next_queued(&s->budget, &resp, &send_body)))
+    stream_submit(s, (h3_stream *)req, &resp, send_body); /* still counted as sending */
 }
 
 static void transport_send(reel_http_request *req, reel_http_response *resp) {
@@ -400,31 +263,9 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
     stream_free(st);
     return;
   }
-  s->last_activity_ms = now_ms();
-  int head = reel_slice_eq(req->method, "HEAD");
-  int send_body = !head && !resp->head_only && resp->status != 304 && resp->status != 204;
-  if (send_body && reel_http_response_wants_file(resp)) {
-    if (s->open_files >= REEL_H3_MAX_OPEN_FILES || s->file_queue) {
-      /* every slot is taken by responses the client has not read: wait, unopened */
-      st->queued_resp = *resp;
-      reel_http_response_init(resp, 0);
-      st->queued = 1;
-      st->queued_send_body = send_body;
-      if (s->file_queue_tail) s->file_queue_tail->queue_next = st;
-      else s->file_queue = st;
-      s->file_queue_tail = st;
-      stream_sending(s, st);
-      return;
-    }
-    stream_open_file(s, st, resp);
-  } else if (send_body && resp->file_fd < 0 && s->buffered > 0 &&
-             s->buffered + resp->body.len > REEL_H3_MAX_BUFFERED_BYTES) {
-    reel_log(REEL_LOG_INFO, "HTTP/3 response refused: too many unread bytes", "{s:s, s:s, s:i}", "remote",
-             s->cfg.remote ? s->cfg.remote : "", "request_id", req->request_id, "buffered", (int)s->buffered);
-    reel_http_response_replace_problem(resp, req, 503, "overloaded", "Service unavailable",
-                                       "this connection holds too many responses its client has not read");
-  }
-  reel_http_request_finished(req, resp->status);
+  reel_send_budget_activity(&s->budget);
+  int send_body = reel_send_wants_body(req, resp);
+  if (reel_send_budget_admit(&s->budget, &st->send, resp, send_body)) return; /* waits, unopened, for a file slot */
   stream_submit(s, st, resp, send_body);
   if (!s->in_call && s->cfg.on_output) s->cfg.on_output(s->cfg.io);
 }
@@ -437,11 +278,7 @@ static int on_acked(nghttp3_conn *ng, int64_t stream_id, uint64_t datalen, void 
   reel_h3_session *s = conn_user_data;
   h3_stream *st = stream_user_data;
   if (!st) return 0;
-  s->progress_bytes += datalen;
-  if (s->progress_bytes >= REEL_H3_PROGRESS_BYTES) {
-    s->progress_ms = now_ms();
-    s->progress_bytes = 0;
-  }
+  reel_send_budget_progress(&s->budget, (size_t)datalen, 0);
   while (st->chunks && datalen > 0) {
     file_chunk *c = st->chunks;
     size_t take = c->len - c->acked < datalen ? c->len - c->acked : (size_t)datalen;
@@ -481,7 +318,7 @@ static int on_data(nghttp3_conn *ng, int64_t stream_id, const uint8_t *data, siz
   reel_h3_session *s = conn_user_data;
   h3_stream *st = stream_user_data;
   consumed(s, stream_id, datalen); /* the body is ours now (capped below) */
-  if (datalen > 0) s->last_activity_ms = now_ms();
+  if (datalen > 0) reel_send_budget_activity(&s->budget);
   if (!st || st->dispatched) return 0; /* e.g. after an early 413: discarded */
   if (reel_stream_head_add_body(&st->head, data, datalen) != 0) {
     stream_dispatch(s, st);
@@ -499,7 +336,7 @@ static int on_deferred_consume(nghttp3_conn *ng, int64_t stream_id, size_t n, vo
 static int on_begin_headers(nghttp3_conn *ng, int64_t stream_id, void *conn_user_data, void *stream_user_data) {
   reel_h3_session *s = conn_user_data;
   if (stream_user_data) return 0;
-  s->last_activity_ms = now_ms();
+  reel_send_budget_activity(&s->budget);
   h3_stream *st = stream_new(s, stream_id);
   if (!st) return NGHTTP3_ERR_CALLBACK_FAILURE;
   nghttp3_conn_set_stream_user_data(ng, stream_id, st);
@@ -559,9 +396,13 @@ reel_h3_session *reel_h3_session_new(const reel_h3_session_config *cfg) {
   if (!s) return NULL;
   s->cfg = *cfg;
   s->error_code = NGHTTP3_H3_NO_ERROR;
-  if (!s->cfg.idle_timeout_ms) s->cfg.idle_timeout_ms = H3_DEFAULT_TIMEOUT_MS;
-  if (!s->cfg.send_timeout_ms) s->cfg.send_timeout_ms = H3_DEFAULT_TIMEOUT_MS;
-  s->last_activity_ms = s->progress_ms = now_ms();
+  reel_send_budget_init(&s->budget, &(reel_send_limits){.protocol = "HTTP/3",
+                                                        .remote = cfg->remote,
+                                                        .max_open_files = REEL_H3_MAX_OPEN_FILES,
+                                                        .max_buffered_bytes = REEL_H3_MAX_BUFFERED_BYTES,
+                                                        .progress_bytes = REEL_H3_PROGRESS_BYTES,
+                                                        .idle_timeout_ms = cfg->idle_timeout_ms,
+                                                        .send_timeout_ms = cfg->send_timeout_ms});
   s->reset_tokens = H3_RESET_BURST;
   s->reset_ns = reel_mono_ns();
   nghttp3_callbacks cb = {
@@ -638,7 +479,7 @@ int reel_h3_session_recv(reel_h3_session *s, int64_t stream_id, const uint8_t *d
 int reel_h3_session_writev(reel_h3_session *s, int64_t *stream_id, int *fin, reel_h3_vec *vec, size_t veccnt) {
   nghttp3_vec v[16];
   if (veccnt > 16) veccnt = 16;
-  if (s->pump_queue) pump_file_queue(s);
+  if (reel_send_budget_take_pump(&s->budget)) pump_file_queue(s);
   s->in_call++;
   resume_streams(s);
   nghttp3_ssize n = nghttp3_conn_writev_stream(s->ng, stream_id, fin, v, veccnt);
@@ -729,13 +570,7 @@ int reel_h3_session_request_streams(const reel_h3_session *s) { return s->n_stre
 int reel_h3_session_handling(const reel_h3_session *s) { return s->handling; }
 
 uint64_t reel_h3_session_deadline_ms(const reel_h3_session *s, int *stalled) {
-  if (stalled) *stalled = 0;
-  if (s->sending > 0) {
-    if (stalled) *stalled = 1;
-    return s->progress_ms + s->cfg.send_timeout_ms;
-  }
-  if (s->handling > 0) return UINT64_MAX;
-  return s->last_activity_ms + s->cfg.idle_timeout_ms;
+  return reel_send_budget_deadline_ms(&s->budget, s->handling, stalled);
 }
 
 uint64_t reel_h3_session_error_code(const reel_h3_session *s) { return s->error_code; }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/random.h"
 
 void reel_stream_head_init(reel_stream_head *h, size_t max_header_bytes, size_t max_body_bytes) {
   memset(h, 0, sizeof *h);
@@ -70,8 +71,11 @@ static reel_slice raw_slice(reel_stream_head *h, size_t off, size_t len) {
   return (reel_slice){h->raw.data + off, len};
 }
 
-void reel_stream_head_dispatch(reel_stream_head *h, reel_http_request *r, const char *protocol,
-                               void (*handler)(reel_http_request *req, void *app), void *app) {
+void reel_stream_head_dispatch(reel_stream_head *h, reel_http_request *r, const char *protocol, const char *remote,
+                               const char *scheme, void (*handler)(reel_http_request *req, void *app), void *app) {
+  reel_request_id_new(r->request_id);
+  snprintf(r->remote_addr, sizeof r->remote_addr, "%s", remote ? remote : "");
+  r->scheme = scheme;
   r->method = REEL_SLICE_LIT("-");
   r->path = REEL_SLICE_LIT("-");
   r->query = (reel_slice){"", 0};

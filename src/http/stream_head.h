@@ -36,10 +36,12 @@ void reel_stream_head_add_field(reel_stream_head *h, const void *name, size_t na
                                 size_t valuelen, size_t per_field);
 /* Appends body bytes. Returns 0, or REEL_ETOOBIG (error_status is then 413). */
 int reel_stream_head_add_body(reel_stream_head *h, const void *data, size_t len);
-/* Fills r's method, path, query, headers and body from h, then answers the
- * error found while receiving (431, 413), a 400 for a :path not in origin
- * form, or hands r to handler. protocol names the protocol in the 400. */
-void reel_stream_head_dispatch(reel_stream_head *h, reel_http_request *r, const char *protocol,
-                               void (*handler)(reel_http_request *req, void *app), void *app);
+/* Gives r a new request id, remote (the peer for logs, or NULL) as its
+ * remote address and scheme ("http", "https"), fills its method, path,
+ * query, headers and body from h, then answers the error found while
+ * receiving (431, 413), a 400 for a :path not in origin form, or hands r to
+ * handler. protocol names the protocol in the 400. */
+void reel_stream_head_dispatch(reel_stream_head *h, reel_http_request *r, const char *protocol, const char *remote,
+                               const char *scheme, void (*handler)(reel_http_request *req, void *app), void *app);
 
 #endif
