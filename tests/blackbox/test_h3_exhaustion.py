@@ -100,18 +100,6 @@ CLOSE_LINE = re.compile(r"frm rx \d+ \w+ CONNECTION_CLOSE\(0x1[cd]\) error_code=
 
 # ---------------------------------------------------------------- process --
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def sanitized(binary):
     """True for a reeld built with AddressSanitizer: its allocator keeps freed
     memory in quarantine, so RSS says nothing about reeld's own bounds."""
@@ -133,7 +121,7 @@ def steady(r, expected, timeout=12.0, quiet=1.0):
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        now = (request_lines(r), fd_count(pid))
+        now = (request_lines(r), h.fd_count(pid))
         if now[0] - start >= expected:
             return
         if now != last:
@@ -219,16 +207,16 @@ def run_attack(c, env, what, n_conns, streams, path, fds_slack, rss_slack_kb):
     r = env.r
     pid = r.proc.pid
     time.sleep(0.3)
-    fds0, rss0 = fd_count(pid), rss_kb(pid)
+    fds0, rss0 = h.fd_count(pid), h.rss_kb(pid)
     procs = [gtlsclient(env, path, streams) for _ in range(n_conns)]
     steady(r, n_conns * streams)
-    fds1, rss1 = fd_count(pid), rss_kb(pid)
+    fds1, rss1 = h.fd_count(pid), h.rss_kb(pid)
     alive = sum(1 for p in procs if p.poll() is None)
     c.check(alive == n_conns, "%s: the %d attacking clients are connected and pinned (%d still running)"
             % (what, n_conns, alive))
     others_served(c, env, what)
     c.check(r.running(), "%s: reeld still running" % what)
-    fds_mid, rss_mid = fd_count(pid), rss_kb(pid)
+    fds_mid, rss_mid = h.fd_count(pid), h.rss_kb(pid)
     fds1, rss1 = max(fds1, fds_mid), max(rss1, rss_mid)
     c.check(fds1 <= fds0 + fds_slack, "%s: fds during the attack stay near the baseline (%d before, %d during, "
             "allowed %d)" % (what, fds0, fds1, fds0 + fds_slack))
@@ -238,15 +226,15 @@ def run_attack(c, env, what, n_conns, streams, path, fds_slack, rss_slack_kb):
                 "allowed +%d KB)" % (what, rss0, rss1, rss_slack_kb))
     kill_all(procs)
     # killed clients send nothing: QUIC's idle timeout (3 s, from --timeout) ends their connections
-    h.wait_for(lambda: fd_count(pid) <= fds0 + 2, 20)
-    fds2 = fd_count(pid)
+    h.wait_for(lambda: h.fd_count(pid) <= fds0 + 2, 20)
+    fds2 = h.fd_count(pid)
     time.sleep(0.5)
-    rss2 = rss_kb(pid)
+    rss2 = h.rss_kb(pid)
     c.check(fds2 <= fds0 + 2, "%s: fds back to the baseline after the clients are gone (%d before, %d after)"
             % (what, fds0, fds2))
     if check_rss:
-        h.wait_for(lambda: rss_kb(pid) - rss0 <= 8192, 5)
-        rss2 = rss_kb(pid)
+        h.wait_for(lambda: h.rss_kb(pid) - rss0 <= 8192, 5)
+        rss2 = h.rss_kb(pid)
         c.check(rss2 - rss0 <= 8192, "%s: RSS back near the baseline after the clients are gone (%d KB before, "
                 "%d KB after)" % (what, rss0, rss2))
     else:
@@ -311,7 +299,7 @@ def check_deadlines(c, tmp, certs, script, copies, shim, h3):
         env = Env(r, h3_port, shim, h3, url, data)
         pid = r.proc.pid
         time.sleep(0.3)
-        fds0, rss0 = fd_count(pid), rss_kb(pid)
+        fds0, rss0 = h.fd_count(pid), h.rss_kb(pid)
         kinds = (("pinned /openapi.yaml x 100", "/openapi.yaml", 100, True),
                  ("pinned download x 20", url, 20, True),
                  ("answered, then only PINGs", "/healthz", 1, False))
@@ -330,7 +318,7 @@ def check_deadlines(c, tmp, certs, script, copies, shim, h3):
             for i, p in enumerate(procs):
                 if i not in ended and p.poll() is not None:
                     ended[i] = time.monotonic() - start
-            fds1, rss1 = max(fds1, fd_count(pid)), max(rss1, rss_kb(pid))
+            fds1, rss1 = max(fds1, h.fd_count(pid)), max(rss1, h.rss_kb(pid))
             time.sleep(0.1)
         kill_all(procs)
         for out in outs:
@@ -350,8 +338,8 @@ def check_deadlines(c, tmp, certs, script, copies, shim, h3):
                   % (what, "closed after %.1f s" % ended[i] if i in ended else "open after 20 s", pings))
         n = r.log_text().count("HTTP/3 responses made no progress")
         c.check(n >= 2, "C: the log says `HTTP/3 responses made no progress` for the pinned connections (%d lines)" % n)
-        h.wait_for(lambda: fd_count(pid) <= fds0 + 2, 10)
-        fds2, rss2 = fd_count(pid), rss_kb(pid)
+        h.wait_for(lambda: h.fd_count(pid) <= fds0 + 2, 10)
+        fds2, rss2 = h.fd_count(pid), h.rss_kb(pid)
         c.check(fds2 <= fds0 + 2, "C: fds back to the baseline (%d before, %d after)" % (fds0, fds2))
         print("figures: C deadlines: fds %d -> %d -> %d, RSS %d -> %d -> %d KB" % (fds0, fds1, fds2, rss0, rss1, rss2))
 
