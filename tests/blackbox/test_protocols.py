@@ -525,6 +525,36 @@ def _h2_status(data):
     return "GOAWAY" if 7 in kinds else repr(kinds)
 
 
+def check_key_mismatch(c, env):
+    """A key that does not belong to the certificate is refused at start with
+    a message naming both files (reeld checks the pair by public-key ID, since
+    it skips GnuTLS's sign-and-verify check to keep start-up light)."""
+    # two fresh pairs (check_reload left env.certs holding a broken certificate)
+    mine, other = os.path.join(env.tmp, "mine-certs"), os.path.join(env.tmp, "other-certs")
+    for d in (mine, other):
+        subprocess.run(["bash", os.path.join(h.SOURCE_DIR, "scripts", "dev-cert.sh"), d],
+                       capture_output=True, check=True, timeout=60)
+    port = h.free_port()
+    r = h.Reeld(service={"tls": {"cert_file": os.path.join(mine, "server.pem"),
+                                 "key_file": os.path.join(other, "server-key.pem")}}, start=False)
+    try:
+        r.config["service"]["listen"] = ["127.0.0.1:%d" % r.port, "https://127.0.0.1:%d" % port]
+        try:
+            r.start(timeout=10)
+            c.fail("reeld started with a TLS key that does not belong to its certificate")
+        except h.ReeldError:
+            log = r.log_text()
+            c.check("other-certs/server-key.pem" in log and "mine-certs/server.pem" in log,
+                    "a mismatched TLS key is refused at start, naming the files: %s"
+                    % log.splitlines()[-2:])
+        # the matching pair from the same second directory starts
+        r.config["service"]["tls"]["key_file"] = os.path.join(mine, "server-key.pem")
+        r.start(timeout=20)
+        c.check(r.running(), "the matching pair starts")
+    finally:
+        r.close()
+
+
 def check_shutdown(c, env):
     """SIGTERM with an HTTP/3 connection open: it gets CONNECTION_CLOSE, reeld exits 0."""
     idle = subprocess.Popen(["gtlsclient", "--delay-stream=20s", "--timeout=30s", "127.0.0.1", str(env.h3_port),
@@ -590,6 +620,7 @@ def body(c):
             check_tls_versions(c, env)
             check_robustness(c, env)
             check_reload(c, env)
+            check_key_mismatch(c, env)
             check_shutdown(c, env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
