@@ -12,7 +12,8 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-d
             ffmpeg espeak-ng fonts-dejavu-core    # the built-in renderer (pipeline.default_backend: local)
             fonts-noto-cjk fonts-symbola)         # its CJK and (monochrome) emoji glyphs; see docs/renderer.md
 test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client
-           ngtcp2-client caddy)
+           ngtcp2-client caddy
+           fontconfig)   # fc-list: the renderer test checks which font covers a character
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

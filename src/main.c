@@ -471,8 +471,6 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     app.http.extra_header_name = "Alt-Svc";
     app.http.extra_header_value = alt_svc;
   }
-  char base_url[300] = "";
-  int base_listener = -1;
   for (int i = 0; i < cfg->n_listen; i++) {
     if (cfg->listen_scheme[i] == REEL_LISTEN_H3) continue; /* QUIC: below */
     int port = 0;
@@ -483,16 +481,13 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     int https = cfg->listen_scheme[i] == REEL_LISTEN_HTTPS;
     reel_log(REEL_LOG_INFO, "listening", "{s:s, s:i, s:s}", "address", cfg->listen[i], "port", port, "protocol",
              https ? "HTTP/1.1+HTTP/2 over TLS" : "HTTP/1.1+h2c");
-    if (base_listener < 0) {
-      base_listener = i;
+    if (!app.listener_base_url[0]) { /* the base for requests that name no Host (api/origin.h) */
       const char *a = strstr(cfg->listen[i], "://") ? strstr(cfg->listen[i], "://") + 3 : cfg->listen[i];
       const char *colon = strrchr(a, ':');
-      snprintf(base_url, sizeof base_url, "%s://%.*s:%d", https ? "https" : "http", (int)(colon - a), a, port);
+      snprintf(app.listener_base_url, sizeof app.listener_base_url, "%s://%.*s:%d", https ? "https" : "http",
+               (int)(colon - a), a, port);
     }
   }
-  /* reeld's own download URLs are paths, made absolute per request (api/origin.h) */
-  snprintf(app.listener_base_url, sizeof app.listener_base_url, "%s", base_url);
-  const char *public_base = "";
   int storage_rc;
   if (strcmp(cfg->storage_backend, "s3") == 0) {
     reel_storage_s3_settings s3 = {
@@ -510,7 +505,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
         .upload_attempts = cfg->storage_upload_attempts};
     storage_rc = reel_storage_open_gcs(&gcs, &app.storage, err, sizeof err);
   } else {
-    storage_rc = reel_storage_open_local(cfg->storage_path, public_base, app.signing_key, sizeof app.signing_key,
+    storage_rc = reel_storage_open_local(cfg->storage_path, app.signing_key, sizeof app.signing_key,
                                          &app.storage, err, sizeof err);
   }
   if (storage_rc != 0) {

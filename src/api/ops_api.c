@@ -145,7 +145,7 @@ static const unsigned char *served_openapi(const reel_app *app, size_t *len) {
   static unsigned char *with_base;
   static size_t with_base_len;
   static const char marker[] = "servers:\n  - url: /\n";
-  const char *base = app->cfg && !app->cfg->public_base_url_derived ? app->cfg->public_base_url : NULL;
+  const char *base = app->cfg ? app->cfg->public_base_url : NULL;
   if (!base || !*base) {
     *len = reel_openapi_yaml_len;
     return reel_openapi_yaml;

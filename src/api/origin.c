@@ -37,7 +37,7 @@ static int host_is_well_formed(reel_slice host) {
 }
 
 void reel_api_base_url(const reel_app *app, const reel_http_request *req, char *out, size_t len) {
-  const char *configured = app->cfg && !app->cfg->public_base_url_derived ? app->cfg->public_base_url : NULL;
+  const char *configured = app->cfg ? app->cfg->public_base_url : NULL;
   if (configured && *configured) {
     size_t n = strlen(configured);
     while (n > 0 && configured[n - 1] == '/') n--;

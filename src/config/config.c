@@ -1348,26 +1348,6 @@ static int finish(loader *l) {
                 "scripts/dev-cert.sh makes a development pair)",
                 config->listen[tls_listener]);
   }
-  if (!config->public_base_url) {
-    /* the first TCP listener, else the QUIC one (same host and port over https) */
-    int chosen = 0;
-    for (int i = config->n_listen - 1; i >= 0; i--)
-      if (config->listen_scheme[i] != REEL_LISTEN_H3) chosen = i;
-    const char *host;
-    size_t host_length;
-    long port;
-    reel_listen_scheme scheme;
-    int usable = split_listen_address(config->listen[chosen], strlen(config->listen[chosen]), &scheme, &host,
-                                      &host_length, &port) == 0 &&
-                 port != 0;
-    if (usable && asprintf(&config->public_base_url, "%s://%.*s:%ld", scheme == REEL_LISTEN_HTTP ? "http" : "https",
-                           (int)host_length, host, port) < 0) {
-      config->public_base_url = NULL;
-      return out_of_memory(l);
-    }
-    config->public_base_url_derived = 1;
-  }
-
   static const struct {
     const char *backend, *key;
     size_t offset;

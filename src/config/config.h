@@ -62,11 +62,8 @@ typedef struct {
   int max_connections;      /* service.max_connections: default 10000, >= 1 */
   int artifact_url_ttl_seconds; /* service.artifact_url_ttl_seconds: default 3600, 60..604800 */
   char *public_base_url;    /* service.public_base_url: e.g. "https://reel.example.com" (must start
-                               with http:// or https://; a trailing slash is removed); default
-                               derived from the first listener, "http://HOST:PORT", or NULL when
-                               that listener's port is 0: the server fills it in once bound */
-  int public_base_url_derived; /* public_base_url was not configured but derived from a listener:
-                                  URLs handed to a client then use the scheme and Host it used */
+                               with http:// or https://; a trailing slash is removed), or NULL: URLs
+                               handed to a client then use the scheme and Host it used (api/origin.h) */
   char *signing_key;        /* service.signing_key: HMAC key for download URLs; NULL = generate
                                once and keep in data_dir/signing.key */
   size_t max_log_lines;     /* service.max_log_lines: per job log cap, default 10000, >= 10 */

@@ -18,7 +18,6 @@
 typedef struct {
   reel_storage base;
   char *root;
-  char *public_base_url;
   unsigned char key[64];
   size_t key_len;
 } local_storage;
@@ -86,10 +85,10 @@ static int local_download_url(reel_storage *base, const char *key, const char *j
   char sig[REEL_SIGNATURE_HEX_LEN + 1];
   int rc = reel_url_sign(st->key, st->key_len, job_id, name, expires_at, sig);
   if (rc) return rc;
-  size_t n = strlen(st->public_base_url) + strlen(job_id) + strlen(name) + 160;
+  size_t n = strlen(job_id) + strlen(name) + 160;
   *url = malloc(n);
   if (!*url) return REEL_ENOMEM;
-  snprintf(*url, n, "%s/v1/files/%s/%s?expires=%lld&signature=%s", st->public_base_url, job_id, name,
+  snprintf(*url, n, "/v1/files/%s/%s?expires=%lld&signature=%s", job_id, name,
            (long long)expires_at, sig);
   return 0;
 }
@@ -116,7 +115,6 @@ static int local_check(reel_storage *base, char *err, size_t errlen) {
 static void local_close(reel_storage *base) {
   local_storage *st = (local_storage *)base;
   free(st->root);
-  free(st->public_base_url);
   free(st);
 }
 
@@ -129,7 +127,7 @@ static const reel_storage_ops local_ops = {
     .close = local_close,
 };
 
-int reel_storage_open_local(const char *root, const char *public_base_url, const unsigned char *signing_key,
+int reel_storage_open_local(const char *root, const unsigned char *signing_key,
                             size_t key_len, reel_storage **out, char *err, size_t errlen) {
   if (reel_fs_make_dirs(root, 0755) != 0) {
     snprintf(err, errlen, "cannot create artifact directory %s: %s", root, strerror(errno));
@@ -139,10 +137,9 @@ int reel_storage_open_local(const char *root, const char *public_base_url, const
   if (!st) return REEL_ENOMEM;
   st->base.ops = &local_ops;
   st->root = strdup(root);
-  st->public_base_url = strdup(public_base_url);
   st->key_len = key_len > sizeof st->key ? sizeof st->key : key_len;
   memcpy(st->key, signing_key, st->key_len);
-  if (!st->root || !st->public_base_url) {
+  if (!st->root) {
     local_close(&st->base);
     return REEL_ENOMEM;
   }

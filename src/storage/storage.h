@@ -35,11 +35,11 @@ struct reel_storage {
   int public_urls;
 };
 
-/* Local-disk storage under root. Download URLs point at public_base_url +
- * "/v1/files/{job_id}/{name}", signed with key (see storage/url_signer.h);
- * with public_base_url "" they are paths, which the API makes absolute with
- * the base URL the client used (api/origin.h). */
-int reel_storage_open_local(const char *root, const char *public_base_url, const unsigned char *signing_key,
+/* Local-disk storage under root. Download URLs are paths on reeld itself,
+ * "/v1/files/{job_id}/{name}?expires=&signature=", signed with key (see
+ * storage/url_signer.h); the API makes them absolute with the base URL the
+ * client used (api/origin.h). */
+int reel_storage_open_local(const char *root, const unsigned char *signing_key,
                             size_t key_len, reel_storage **out, char *err, size_t errlen);
 /* Settings of the S3-compatible backend (from service.storage in reel.yaml). */
 typedef struct {

@@ -126,8 +126,8 @@ def body(c):
         status, _, value = r.json("POST", "/v1/jobs/%s/cancel" % ids["cancelme"])
         c.eq(status, 200, "the cancel now answers ok")
         try:
-            r.wait_job(ids["cancelme"], "canceled", timeout=15)
-            c.check(True, "and takes effect: the job is canceled")
+            job = r.wait_job(ids["cancelme"], "canceled", timeout=15)
+            c.eq(job["status"], "canceled", "and takes effect: the job is canceled")
         except h.ReeldError as e:
             c.fail("the cancel takes effect: %s" % str(e).splitlines()[0])
         status, _, _ = r.json("POST", "/v1/jobs", {"prompt": "accepted"})
