@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-dev
             libsqlite3-dev libgnutls28-dev libcurl4-gnutls-dev libnghttp2-dev
             libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev gnutls-bin nodejs npm
+            libpq-dev libpq5                      # service.database.backend: postgres (libpq is loaded only then)
             ffmpeg espeak-ng fonts-dejavu-core    # the built-in renderer (pipeline.default_backend: local)
             fonts-noto-cjk fonts-symbola)         # its CJK and (monochrome) emoji glyphs; see docs/renderer.md
 test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client
            ngtcp2-client caddy
-           fontconfig)   # fc-list: the renderer test checks which font covers a character
+           fontconfig    # fc-list: the renderer test checks which font covers a character
+           postgresql postgresql-client)  # the scale-out tests start a PostgreSQL 15 of their own
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -23,6 +23,8 @@
 #include "common/random.h"
 #include "common/redact.h"
 #include "http/fd_limit.h"
+#include "jobs/maintenance.h"
+#include "store/pg_listen.h"
 #include "metrics/metrics.h"
 #include "storage/http_client.h"
 #include "store/data_dir.h"
@@ -34,6 +36,7 @@
 static const char usage[] =
     "usage: reeld [--config FILE] [--prompt TEXT]   serve the jobs API and run jobs\n"
     "       reeld --check-config [--config FILE]    validate the config file and exit\n"
+    "       reeld migrate [--config FILE]           bring the job store's schema up to date and exit\n"
     "       reeld run [--config FILE] [--prompt TEXT]\n"
     "                                               run the configured pipeline once, in the foreground\n"
     "       reeld --routes                          print every HTTP route\n"
@@ -46,6 +49,7 @@ typedef struct {
   int check_config;
   int routes;
   int run_once;
+  int migrate;
 } options;
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -53,6 +57,7 @@ static int parse_args(int argc, char **argv, options *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "run") == 0 && i == 1) o->run_once = 1;
+    else if (strcmp(a, "migrate") == 0 && i == 1) o->migrate = 1;
     else if (strcmp(a, "--config") == 0 && i + 1 < argc) o->config_path = argv[++i];
     else if (strncmp(a, "--config=", 9) == 0) o->config_path = a + 9;
     else if (strcmp(a, "--prompt") == 0 && i + 1 < argc) o->prompt = argv[++i];
@@ -237,7 +242,58 @@ static int run_once(reel_config *cfg, const char *cli_prompt) {
 
 /* ---- serving ---- */
 
+/* ---- the job store ---- */
+
+/* The PostgreSQL password: service.database.password_file's first line, or
+ * NULL (then the URL, PGPASSWORD or ~/.pgpass). Heap. */
+static char *read_password_file(const reel_config *cfg, char *err, size_t errlen) {
+  if (!cfg->database_password_file) return NULL;
+  FILE *f = fopen(cfg->database_password_file, "r");
+  char line[1024];
+  if (!f || !fgets(line, sizeof line, f)) {
+    snprintf(err, errlen, "cannot read service.database.password_file %s: %s", cfg->database_password_file,
+             f ? "it is empty" : strerror(errno));
+    if (f) fclose(f);
+    return NULL;
+  }
+  fclose(f);
+  line[strcspn(line, "\r\n")] = '\0';
+  return strdup(line);
+}
+
+/* Opens the configured store, migrated (PostgreSQL: under an advisory lock,
+ * so nodes starting together migrate once). */
+static int open_store(const reel_config *cfg, const char *node, reel_store **store, char *err, size_t errlen) {
+  if (strcmp(cfg->database_backend, "postgres") != 0)
+    return reel_store_open_sqlite(cfg->database_path, store, err, errlen);
+  err[0] = '\0';
+  char *password = read_password_file(cfg, err, errlen);
+  if (err[0]) return REEL_ECONFIG;
+  reel_store_pg_settings pg = {.url = cfg->database_url, .password = password, .application_name = node, .migrate = 1};
+  int rc = reel_store_open_postgres(&pg, store, err, errlen);
+  if (password) {
+    memset(password, 0, strlen(password));
+    free(password);
+  }
+  return rc;
+}
+
+static int migrate_only(const reel_config *cfg) {
+  char err[512], node[64];
+  snprintf(node, sizeof node, "reeld-migrate");
+  reel_store *store = NULL;
+  if (open_store(cfg, node, &store, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld migrate: %s\n", err);
+    return 1;
+  }
+  printf("%s: the job store (%s) is at the current schema\n", cfg->path, reel_store_name(store));
+  reel_store_close(store);
+  return 0;
+}
+
 static reel_data_dir data_dir_lock; /* held while serving */
+static reel_maintenance maintenance; /* rescue and retention, on every node */
+static reel_pg_listener *listener;   /* PostgreSQL wake-ups, or NULL */
 static uv_timer_t data_dir_timer;   /* checks it (on_data_dir_check) */
 
 typedef struct {
@@ -266,6 +322,9 @@ static void on_reload_signal(uv_signal_t *h, int signum) {
 static void maybe_exit(server_state *s) {
   if (!s->http_done || !s->h3_done || !s->workers_done) return;
   reel_log(REEL_LOG_INFO, "stopped", NULL);
+  reel_maintenance_stop(&maintenance);
+  reel_pg_listener_stop(listener);
+  listener = NULL;
   if (!uv_is_closing((uv_handle_t *)&data_dir_timer)) uv_close((uv_handle_t *)&data_dir_timer, NULL);
   reel_jobs_close(&s->app->jobs);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -309,15 +368,30 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
   else workers_stopped(s);
 }
 
+/* Whether this process's scheduler runs (it starts after the start-up rescue). */
+static int scheduler_running(const reel_app *app) { return app->runs_workers && app->scheduler.loop; }
+
 static void on_submitted(void *data) {
   reel_app *app = data;
-  if (app->runs_workers) reel_scheduler_poke(&app->scheduler);
+  if (scheduler_running(app)) reel_scheduler_poke(&app->scheduler);
 }
 
 static int on_cancel_requested(void *data, const char *job_id) {
   reel_app *app = data;
-  /* with no workers here another process runs jobs: it sees the cancel in the store */
-  return app->runs_workers ? reel_scheduler_cancel(&app->scheduler, job_id) : 0;
+  int rc = scheduler_running(app) ? reel_scheduler_cancel(&app->scheduler, job_id) : REEL_ENOTFOUND;
+  /* in a shared store another node may run it: its worker hears the cancel
+   * (NOTIFY, or its next lease renewal), or a rescue ends it */
+  if (rc == REEL_ENOTFOUND && !reel_store_exclusive(app->jobs.store)) return 0;
+  return rc;
+}
+
+/* A PostgreSQL notification (or, with channel NULL, a reconnect after which
+ * some may have been missed). */
+static void on_notification(void *data, const char *channel, const char *payload) {
+  reel_app *app = data;
+  if (!scheduler_running(app)) return;
+  if (!channel || strcmp(channel, REEL_STORE_CHANNEL_JOBS) == 0) reel_scheduler_poke(&app->scheduler);
+  else if (strcmp(channel, REEL_STORE_CHANNEL_CANCEL) == 0 && payload) reel_scheduler_cancel(&app->scheduler, payload);
 }
 
 /* data_dir and its lock are checked this often; the database file is checked
@@ -364,6 +438,15 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   app.cfg = cfg;
   app.loop = uv_default_loop();
   app.runs_workers = strcmp(cfg->mode, "api") != 0;
+  app.serves_api = strcmp(cfg->mode, "worker") != 0;
+  if (cfg->node_id) {
+    snprintf(app.node_id, sizeof app.node_id, "%s", cfg->node_id);
+  } else {
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(app.node_id, sizeof app.node_id, "%.40s:%d", host, (int)getpid());
+  }
   signal(SIGPIPE, SIG_IGN);
   /* as many descriptors as allowed, with a reserve clients cannot take (http/fd_limit.h) */
   char fd_msg[256];
@@ -383,10 +466,11 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     return 1;
   }
   reel_store *store = NULL;
-  if (reel_store_open_sqlite(cfg->database_path, &store, err, sizeof err) != 0) {
-    fprintf(stderr, "reeld: %s\n", err);
+  if (open_store(cfg, app.node_id, &store, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s (service.database in %s)\n", err, cfg->path);
     return 1;
   }
+  int exclusive = reel_store_exclusive(store);
   if (reel_jobs_init(&app.jobs, app.loop, store, cfg->max_queue_depth, cfg->max_log_lines) != 0) {
     fprintf(stderr, "reeld: cannot start the store thread\n");
     return 1;
@@ -400,19 +484,27 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   if (reel_api_init(&app) != 0) return 1;
   app.docs_dir = cfg->docs_dir ? strdup(cfg->docs_dir) : default_docs_dir();
 
-  /* jobs that were running when the last process died */
+  /* jobs whose run was lost: the rescue every node runs periodically, once
+   * now; in an exclusive store every running job was this data_dir's dead
+   * predecessor's, in a shared one only those whose lease expired (live
+   * workers hold the others) */
   sync_op recover;
-  reel_job_op_init(&recover.op, REEL_JOB_OP_RECOVER);
+  reel_job_op_init(&recover.op, REEL_JOB_OP_RESCUE);
   recover.done = 0;
   recover.op.max_attempts = cfg->max_attempts;
+  recover.op.all = exclusive;
   if (run_sync(&app, &recover) != 0) {
-    fprintf(stderr, "reeld: recovering interrupted jobs failed: %s\n", reel_strerror(recover.result));
+    fprintf(stderr, "reeld: rescuing interrupted jobs failed: %s\n", reel_strerror(recover.result));
     return 1;
   }
-  if (recover.op.requeued || recover.op.failed)
-    reel_log(REEL_LOG_INFO, "recovered interrupted jobs", "{s:i, s:i}", "requeued", recover.op.requeued, "failed",
-             recover.op.failed);
+  if (recover.op.rescued) {
+    reel_metrics_rescued(recover.op.rescued);
+    reel_log(REEL_LOG_INFO, "rescued interrupted jobs", "{s:i, s:i, s:i}", "jobs", recover.op.rescued, "requeued",
+             recover.op.requeued, "failed", recover.op.failed);
+  }
   reel_job_op_cleanup(&recover.op);
+  reel_maintenance_start(&maintenance, app.loop, &app.jobs, cfg->max_attempts, cfg->lease_seconds,
+                         cfg->retention_days);
 
   if (reel_proxy_list_parse(&app.proxies, cfg->trusted_proxies, cfg->n_trusted_proxies, err, sizeof err) != 0) {
     fprintf(stderr, "reeld: service.trusted_proxies: %s (in %s)\n", err, cfg->path);
@@ -512,10 +604,28 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     fprintf(stderr, "reeld: %s (service.storage in %s)\n", err, cfg->path);
     return 1;
   }
-  if (app.runs_workers &&
-      reel_scheduler_start(&app.scheduler, app.loop, &app.jobs, cfg, cli_prompt, app.storage, err, sizeof err) != 0) {
+  if (strcmp(cfg->mode, "both") != 0 && strcmp(cfg->storage_backend, "local") == 0)
+    reel_log(REEL_LOG_WARN,
+             "local artifact storage with split roles: every API and worker node must share service.storage.path "
+             "(one file system), or use S3 or GCS storage",
+             "{s:s, s:s}", "mode", cfg->mode, "storage_path", cfg->storage_path);
+  if (app.runs_workers && reel_scheduler_start(&app.scheduler, app.loop, &app.jobs, cfg, app.node_id, cli_prompt,
+                                               app.storage, err, sizeof err) != 0) {
     fprintf(stderr, "reeld: %s\n", err);
     return 1;
+  }
+  if (!exclusive && app.runs_workers) {
+    char *password = read_password_file(cfg, err, sizeof err);
+    reel_store_pg_settings pg = {.url = cfg->database_url, .password = password, .application_name = app.node_id};
+    int lrc = reel_pg_listener_start(&listener, app.loop, &pg, on_notification, &app, err, sizeof err);
+    if (password) {
+      memset(password, 0, strlen(password));
+      free(password);
+    }
+    if (lrc != 0) {
+      fprintf(stderr, "reeld: %s\n", err);
+      return 1;
+    }
   }
   state.app = &app;
   uv_signal_init(app.loop, &state.sigterm);
@@ -526,8 +636,9 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
   uv_signal_init(app.loop, &state.sighup);
   state.sighup.data = &state;
   uv_signal_start(&state.sighup, on_reload_signal, SIGHUP);
-  reel_log(REEL_LOG_INFO, "started", "{s:s, s:s, s:i, s:s}", "version", REEL_VERSION, "mode", cfg->mode, "workers",
-           cfg->workers, "backend", cfg->default_backend);
+  reel_log(REEL_LOG_INFO, "started", "{s:s, s:s, s:s, s:s, s:i, s:s}", "version", REEL_VERSION, "mode", cfg->mode,
+           "node", app.node_id, "store", reel_store_name(store), "workers", cfg->workers, "backend",
+           cfg->default_backend);
   malloc_trim(0); /* start-up (config, TLS, store) freed more than it kept: give the pages back */
 
   uv_run(app.loop, UV_RUN_DEFAULT);
@@ -564,14 +675,24 @@ int main(int argc, char **argv) {
   int level = reel_log_level_parse(cfg.log_level ? cfg.log_level : "info");
   reel_log_set_level(level < 0 ? REEL_LOG_INFO : (reel_log_level)level);
   /* every configured secret, for the redactor (absent ones are NULL and skipped) */
-  const char *secrets[REEL_MAX_TOKENS + 4];
+  const char *secrets[REEL_MAX_TOKENS + 8];
   size_t n_secrets = 0;
   for (int i = 0; i < cfg.n_tokens; i++) secrets[n_secrets++] = cfg.tokens[i];
   secrets[n_secrets++] = cfg.signing_key;
   secrets[n_secrets++] = cfg.storage_access_key_id;
   secrets[n_secrets++] = cfg.storage_secret_access_key;
   secrets[n_secrets++] = cfg.storage_session_token;
-  if (reel_redact_set_secrets(secrets, n_secrets) != 0) {
+  secrets[n_secrets++] = cfg.database_url;
+  char *db_password = reel_store_pg_url_password(cfg.database_url); /* the password inside the URL, if any */
+  secrets[n_secrets++] = db_password;
+  char pw_err[8];
+  char *file_password = read_password_file(&cfg, pw_err, sizeof pw_err);
+  secrets[n_secrets++] = file_password;
+  int redact_rc = reel_redact_set_secrets(secrets, n_secrets);
+  free(db_password);
+  if (file_password) memset(file_password, 0, strlen(file_password));
+  free(file_password);
+  if (redact_rc != 0) {
     fprintf(stderr, "reeld: out of memory\n");
     reel_config_free(&cfg);
     return 1;
@@ -586,7 +707,7 @@ int main(int argc, char **argv) {
   }
   /* every job's process group is led by a supervisor that ends it if reeld dies */
   reel_child_set_supervisor("/proc/self/exe");
-  int rc = o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
+  int rc = o.migrate ? migrate_only(&cfg) : o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
   reel_config_free(&cfg);
   reel_redact_clear_secrets();
   return rc;

@@ -21,6 +21,8 @@ typedef struct {
   reel_storage *storage;
   reel_scheduler scheduler;
   int runs_workers;             /* this process runs jobs (mode both or worker) */
+  int serves_api;               /* this process serves the jobs API (mode both or api) */
+  char node_id[64];             /* service.node_id, or "<host>:<pid>" */
   reel_http_server http;
   reel_tls_context tls;         /* service.tls, loaded when an https:// or h3:// listener is configured */
   int has_tls;

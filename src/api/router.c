@@ -19,11 +19,14 @@ typedef struct {
   const char *pattern;
   route_handler handler;
   int needs_token;
+  int api_only;  /* served only by nodes that serve the API (not by workers) */
   char label[80];
 } route;
 
 static route routes[] = {
-#define REEL_ROUTE_ENTRY_(method, pattern, handler, auth) {#method, pattern, handler, auth, ""},
+#define REEL_ROUTE_API 1
+#define REEL_ROUTE_ANY 0
+#define REEL_ROUTE_ENTRY_(method, pattern, handler, auth, role) {#method, pattern, handler, auth, REEL_ROUTE_##role, ""},
     REEL_ROUTE_MAP(REEL_ROUTE_ENTRY_)
 #undef REEL_ROUTE_ENTRY_
 };
@@ -148,6 +151,12 @@ void reel_api_handle(reel_http_request *req, void *data) {
     return;
   }
   req->route = chosen->label;
+  if (chosen->api_only && !app->serves_api) {
+    reel_http_send_problem(req, 404, "not-served-by-worker", "Not served by a worker node",
+                           "this node runs jobs only (service.mode: worker) and serves /healthz, /readyz and "
+                           "/metrics; send API requests to an API node");
+    return;
+  }
   if (chosen->needs_token && !token_ok(app, req)) {
     reel_http_send_problem_with_headers(req, 401, "unauthorized", "Unauthorized",
                                         "send a valid token as \"Authorization: Bearer <token>\"",

@@ -18,7 +18,8 @@
   XX(CONFIG, "configuration error")                               \
   XX(UNSUPPORTED, "not supported")                                \
   XX(HEADERS_TOO_LARGE, "request header fields too large")        \
-  XX(CLOSED, "closed")
+  XX(CLOSED, "closed")                                            \
+  XX(STALE, "this run no longer holds the job (its lease passed to another)")
 
 typedef enum {
   REEL_OK = 0,

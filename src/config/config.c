@@ -127,8 +127,13 @@ static const service_key service_keys[] = {
     CHOICE("service.log_level", log_level, "info", "debug|info|warn|error", NULL),
     {.name = "service.docs_dir", .type = VALUE_DIRECTORY, .offset = FIELD(docs_dir)},
     SECTION("service.database"),
-    CHOICE("service.database.backend", database_backend, "sqlite", "sqlite", "postgres"),
+    CHOICE("service.database.backend", database_backend, "sqlite", "sqlite|postgres", NULL),
     STRING("service.database.path", database_path, NULL), /* default: <data_dir>/reel.db */
+    {.name = "service.database.url", .type = VALUE_STRING, .offset = FIELD(database_url), .secret = 1},
+    FILE_PATH("service.database.password_file", database_password_file, FILE_ANY),
+    STRING("service.node_id", node_id, NULL), /* default: host name and pid */
+    INTEGER("service.lease_seconds", lease_seconds, 30, 2, 3600),
+    INTEGER("service.retention_days", retention_days, 30, 0, 36500),
     SECTION("service.storage"),
     CHOICE("service.storage.backend", storage_backend, "local", "local|s3|gcs", NULL),
     {.name = "service.storage.prefix", .type = VALUE_STRING, .offset = FIELD(storage_prefix),
@@ -1293,7 +1298,7 @@ static int check_places(loader *l) {
   unsigned long line = data_dir_line ? data_dir_line : l->service_line ? l->service_line : 1;
   int rc = check_place(l, "service.data_dir", line, config->data_dir, 1);
   unsigned long database_line = l->service_lines[service_index("service.database.path")];
-  if (!rc)
+  if (!rc && strcmp(config->database_backend, "sqlite") == 0)
     rc = check_place(l, database_line ? "service.database.path" : "service.data_dir",
                      database_line ? database_line : line, config->database_path, 0);
   unsigned long storage_line = l->service_lines[service_index("service.storage.path")];
@@ -1363,6 +1368,25 @@ static int finish(loader *l) {
     if (*(char **)((char *)config + required[i].offset)) continue;
     unsigned long line = l->service_lines[service_index("service.storage.backend")];
     return fail(l, line, required[i].key, "required when service.storage.backend is %s", required[i].backend);
+  }
+
+  int postgres = strcmp(config->database_backend, "postgres") == 0;
+  if (postgres && !config->database_url) {
+    unsigned long line = l->service_lines[service_index("service.database.backend")];
+    return fail(l, line, "service.database.url",
+                "required when service.database.backend is postgres (a libpq URI such as "
+                "postgresql://reel@db.internal/reel)");
+  }
+  if (!postgres && strcmp(config->mode, "both") != 0) {
+    unsigned long line = l->service_lines[service_index("service.mode")];
+    return fail(l, line, "service.mode",
+                "%s needs a job store shared by several processes: set service.database.backend to postgres "
+                "(SQLite serves one process only; use mode both)",
+                config->mode);
+  }
+  if (config->node_id && (!config->node_id[0] || strlen(config->node_id) > 63)) {
+    unsigned long line = l->service_lines[service_index("service.node_id")];
+    return fail(l, line, "service.node_id", "must be 1 to 63 characters");
   }
 
   const json_t *backend = json_object_get(config->pipeline, "default_backend");

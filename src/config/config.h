@@ -73,8 +73,13 @@ typedef struct {
   char *docs_dir;           /* service.docs_dir: Swagger UI assets; NULL = next to the binary */
 
   /* service.database: */
-  char *database_backend;   /* service.database.backend: "sqlite" (default) */
-  char *database_path;      /* service.database.path: default "<data_dir>/reel.db" */
+  char *database_backend;   /* service.database.backend: "sqlite" (default) | "postgres" */
+  char *database_path;      /* service.database.path (sqlite): default "<data_dir>/reel.db" */
+  char *database_url;       /* service.database.url (postgres): libpq URI, secret (may hold a password) */
+  char *database_password_file; /* service.database.password_file (postgres): the password, one line */
+  char *node_id;            /* service.node_id: this process in a cluster; NULL = "<host>:<pid>" */
+  int lease_seconds;        /* service.lease_seconds: claim lease, renewed every third, default 30, 2..3600 */
+  int retention_days;       /* service.retention_days: terminal jobs kept, default 30, 0 = forever */
 
   /* service.storage: */
   char *storage_backend;    /* service.storage.backend: "local" (default) | "s3" | "gcs" */

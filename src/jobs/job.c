@@ -135,6 +135,7 @@ json_t *reel_job_to_json(const reel_job *job) {
   json_object_set_new(o, "artifact_uri", reel_job_artifact_uri_json(job));
   json_object_set_new(o, "error", string_or_null(job->error));
   json_object_set_new(o, "attempts", json_integer(job->attempts));
+  json_object_set_new(o, "node", string_or_null(job->node));
   json_t *cost = job->cost ? json_loads(job->cost, 0, NULL) : NULL;
   round_costs(cost);
   json_object_set_new(o, "cost", cost ? cost : json_null());

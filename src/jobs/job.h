@@ -24,9 +24,11 @@ typedef enum {
 
 typedef struct {
   int64_t seq;                /* store order; newer jobs have larger seq */
+  int64_t version;            /* the row's version when read: advances with every write (store.h) */
   char id[32];                /* "job_" + 26 base32 chars */
   reel_job_status status;
   int progress;               /* 0..100 */
+  int priority;               /* higher runs first; 0 by default */
   char stage[64];             /* "" when none */
   char *prompt;
   int64_t created_ms, started_ms, finished_ms, updated_ms; /* 0 = unset */
@@ -39,8 +41,8 @@ typedef struct {
   char *error;                /* human message when failed */
   char *failure_reason;       /* short label for metrics: "exit_status", "timeout", ... */
   char *cost;                 /* JSON object text: itemized cost of all runs so far, or NULL */
-  char worker_id[64];         /* who holds the lease while running */
-  int64_t lease_expires_ms;
+  char node[64];              /* the node that runs (while running) or ran the latest attempt; "" if none */
+  int64_t lease_expires_ms;   /* while running: the claim lapses at this time by the store's clock */
 } reel_job;
 
 /* Name of a status as the API shows it. */

@@ -1,6 +1,9 @@
 /* Job rules on top of the store: the transition table enforced on every write,
- * queue depth, retries, cancellation and crash recovery. Functions named run_*
- * execute on the store thread inside a group-committed transaction. */
+ * fencing of every write a run makes, leases, queue depth, retries,
+ * cancellation and the rescue of lost runs. Functions named run_* execute on
+ * the store thread inside a group-committed transaction and only record what
+ * they changed; publish() makes it visible on the loop thread after the
+ * commit. */
 #include "jobs/jobs.h"
 
 #include <stdlib.h>
@@ -18,16 +21,44 @@ static const char *const op_names[] = {
 #undef REEL_JOB_OP_NAME_
 };
 
-static int ensure_counts(reel_jobs *jobs, reel_store *s) {
-  if (jobs->counts_valid) return 0;
-  int rc = s->ops->count_by_status(s, jobs->counts);
-  if (rc == 0) jobs->counts_valid = 1;
-  return rc;
+const char *reel_job_op_name(reel_job_op_kind kind) {
+  return (unsigned)kind < sizeof op_names / sizeof *op_names ? op_names[kind] : "?";
+}
+
+/* Notes a status change in op, to be published once the batch committed. */
+static int note_transition(reel_job_op *op, const reel_job *job, reel_job_status from, double run_seconds) {
+  if (op->n_transitions == op->cap_transitions) {
+    int cap = op->cap_transitions ? op->cap_transitions * 2 : 2;
+    reel_job_transition *grown = realloc(op->transitions, (size_t)cap * sizeof *grown);
+    if (!grown) return REEL_ENOMEM;
+    op->transitions = grown;
+    op->cap_transitions = cap;
+  }
+  reel_job_transition *t = &op->transitions[op->n_transitions];
+  memset(t, 0, sizeof *t);
+  memcpy(t->id, job->id, sizeof t->id);
+  t->from = from;
+  t->to = job->status;
+  t->attempts = job->attempts;
+  memcpy(t->node, job->node, sizeof t->node);
+  snprintf(t->failure_reason, sizeof t->failure_reason, "%s", job->failure_reason ? job->failure_reason : "");
+  t->run_seconds = run_seconds;
+  if (job->error && !(t->error = strdup(job->error))) return REEL_ENOMEM;
+  op->n_transitions++;
+  return 0;
+}
+
+static void clear_transitions(reel_job_op *op) {
+  for (int i = 0; i < op->n_transitions; i++) free(op->transitions[i].error);
+  free(op->transitions);
+  op->transitions = NULL;
+  op->n_transitions = op->cap_transitions = 0;
 }
 
 /* Moves job to status `to` and writes it (with op's cost, if it carries one);
- * the only place a job's status changes. */
-static int transition(reel_jobs *jobs, reel_store *s, const reel_job_op *op, reel_job *job, reel_job_status to) {
+ * the only place a job's status changes. The write lands only on the row as
+ * it was read (REEL_ESTALE otherwise). */
+static int transition(reel_store *s, reel_job_op *op, reel_job *job, reel_job_status to) {
   reel_job_status from = job->status;
   if (op->cost && reel_job_set_string(&job->cost, op->cost)) return REEL_ENOMEM;
   if (!reel_job_transition_allowed(from, to)) return REEL_ECONFLICT;
@@ -37,42 +68,51 @@ static int transition(reel_jobs *jobs, reel_store *s, const reel_job_op *op, ree
   if (to == REEL_JOB_STARTED) job->started_ms = now;
   if (reel_job_status_terminal(to)) {
     job->finished_ms = now;
-    job->worker_id[0] = '\0';
     job->lease_expires_ms = 0;
   }
-  int rc = s->ops->update_job(s, job);
-  if (rc != 0) return rc;
-  if (jobs->counts_valid) {
-    jobs->counts[from]--;
-    jobs->counts[to]++;
-  }
-  if (from != to) {
-    reel_log(REEL_LOG_INFO, "job transition", "{s:s, s:s, s:s, s:i, s:s?}", "job_id", job->id, "from",
-             reel_job_status_name(from), "to", reel_job_status_name(to), "attempts", job->attempts,
-             "error", to == REEL_JOB_FAILED || to == REEL_JOB_QUEUED ? job->error : NULL);
-    if (reel_job_status_terminal(to)) {
-      reel_metrics_job_ended(to, job->failure_reason,
-                             job->started_ms ? (double)(now - job->started_ms) / 1000.0 : -1.0);
-    }
-  }
+  if (to == REEL_JOB_QUEUED) job->lease_expires_ms = 0;
+  int rc = reel_store_write_job(s, job);
+  if (rc != 0 || from == to) return rc;
+  double run_seconds = reel_job_status_terminal(to) && job->started_ms ? (double)(now - job->started_ms) / 1000.0 : -1.0;
+  return note_transition(op, job, from, run_seconds);
+}
+
+/* A worker's write for a run: the job must still be running, held by the
+ * node and attempt that claimed it. */
+static int check_fence(const reel_job *job, const reel_fence *fence) {
+  if (!reel_job_status_running(job->status) || strcmp(job->node, fence->node) != 0 || job->attempts != fence->attempt)
+    return REEL_ESTALE;
   return 0;
 }
 
+/* Reads op->id into op->job for a write by the run op->fence names. */
+static int get_fenced(reel_store *s, reel_job_op *op) {
+  int rc = reel_store_get_job(s, op->id, &op->job);
+  return rc ? rc : check_fence(&op->job, &op->fence);
+}
+
 static int run_submit(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  int rc = ensure_counts(jobs, s);
-  if (rc) return rc;
-  memcpy(op->counts, jobs->counts, sizeof op->counts);
-  if (jobs->counts[REEL_JOB_QUEUED] >= jobs->max_queue_depth) return REEL_EBUSY;
+  /* queue depth as the store has it, counted (bounded) once per batch and
+   * followed within it */
+  if (jobs->queued_batch != jobs->executor.batch_number) {
+    int rc = reel_store_count_queued(s, jobs->max_queue_depth, &jobs->queued);
+    if (rc) return rc;
+    jobs->queued_batch = jobs->executor.batch_number;
+  }
+  op->counts[REEL_JOB_QUEUED] = jobs->queued;
+  if (jobs->queued >= jobs->max_queue_depth) return REEL_EBUSY;
   reel_job *j = &op->job;
   memset(j, 0, sizeof *j);
   j->created_ms = j->updated_ms = reel_now_ms();
   reel_job_id_new(j->created_ms, j->id);
   j->status = REEL_JOB_QUEUED;
+  j->priority = op->priority;
   j->prompt = op->prompt;
   op->prompt = NULL;
-  rc = s->ops->insert_job(s, j);
+  int rc = reel_store_insert_job(s, j);
+  if (rc == 0) rc = reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
   if (rc) return rc;
-  jobs->counts[REEL_JOB_QUEUED]++;
+  jobs->queued++;
   memcpy(op->id, j->id, sizeof op->id);
   return 0;
 }
@@ -82,154 +122,181 @@ static int run_list(reel_store *s, reel_job_op *op) {
   op->list = calloc((size_t)op->limit + 1, sizeof *op->list);
   if (!op->list) return REEL_ENOMEM;
   int n = 0;
-  int rc = s->ops->list_jobs(s, op->status_filter, op->before_seq, op->limit + 1, op->list, &n);
+  int rc = reel_store_list_jobs(s, op->status_filter, op->before_seq, op->limit + 1, op->list, &n);
+  op->n_list = n;
   if (rc) return rc;
   op->next_seq = 0;
   if (n > op->limit) {
     op->next_seq = op->list[op->limit - 1].seq;
     reel_job_clear(&op->list[op->limit]);
-    n = op->limit;
+    op->n_list = op->limit;
   }
-  op->n_list = n;
   return 0;
 }
 
 static int run_logs(reel_store *s, reel_job_op *op) {
-  int rc = s->ops->get_job(s, op->id, &op->job);
+  int rc = reel_store_get_job(s, op->id, &op->job);
   if (rc) return rc;
   op->lines = json_array();
   if (!op->lines) return REEL_ENOMEM;
-  return op->tail > 0 ? s->ops->tail_logs(s, op->id, op->tail, op->lines) : 0;
+  return op->tail > 0 ? reel_store_tail_logs(s, op->id, op->tail, op->lines) : 0;
 }
 
-static int run_cancel(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
+static int run_cancel(reel_store *s, reel_job_op *op) {
   reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
+  int rc = reel_store_get_job(s, op->id, j);
   if (rc) return rc;
   if (reel_job_status_terminal(j->status)) return REEL_ECONFLICT;
   if (j->status == REEL_JOB_QUEUED) {
     j->cancel_requested = 1;
-    return transition(jobs, s, op, j, REEL_JOB_CANCELED);
+    return transition(s, op, j, REEL_JOB_CANCELED);
   }
   op->was_running = 1;
-  if (j->cancel_requested) return 0;
+  if (j->cancel_requested) return reel_store_notify(s, REEL_STORE_CHANNEL_CANCEL, j->id);
   j->cancel_requested = 1;
   j->updated_ms = reel_now_ms();
-  return s->ops->update_job(s, j);
+  rc = reel_store_write_job(s, j);
+  return rc ? rc : reel_store_notify(s, REEL_STORE_CHANNEL_CANCEL, j->id);
 }
 
-static int run_claim(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
+static int run_claim(reel_store *s, reel_job_op *op) {
   reel_job *j = &op->job;
-  int64_t now = reel_now_ms();
-  int rc = s->ops->next_runnable(s, now, j);
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  int rc = reel_store_next_runnable(s, now, j);
   if (rc) return rc;
   j->attempts++;
   j->progress = 0;
   j->stage[0] = '\0';
-  snprintf(j->worker_id, sizeof j->worker_id, "%s", op->worker_id);
+  snprintf(j->node, sizeof j->node, "%s", op->fence.node);
   j->lease_expires_ms = now + op->lease_ms;
-  rc = transition(jobs, s, op, j, REEL_JOB_STARTED);
+  rc = transition(s, op, j, REEL_JOB_STARTED);
+  op->fence.attempt = j->attempts;
   return rc;
 }
 
-static int run_progress(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
-  if (rc) return rc;
-  if (!reel_job_status_running(j->status)) return REEL_ECONFLICT;
-  if (op->progress >= 0) j->progress = op->progress > 100 ? 100 : op->progress;
-  if (op->stage[0]) memcpy(j->stage, op->stage, sizeof j->stage);
-  return transition(jobs, s, op, j, REEL_JOB_PROGRESS);
+static int run_renew(reel_store *s, reel_job_op *op) {
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  for (int i = 0; i < op->n_leases; i++) {
+    reel_job_lease *l = &op->leases[i];
+    reel_fence fence = op->fence;
+    fence.attempt = l->attempt;
+    int rc = reel_store_renew_lease(s, l->id, &fence, now + op->lease_ms, &l->held, &l->cancel_requested);
+    if (rc) return rc;
+  }
+  return 0;
 }
 
-static int run_finish(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
+static int run_progress(reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
   if (rc) return rc;
+  reel_job *j = &op->job;
+  if (op->progress >= 0) j->progress = op->progress > 100 ? 100 : op->progress;
+  if (op->stage[0]) memcpy(j->stage, op->stage, sizeof j->stage);
+  return transition(s, op, j, REEL_JOB_PROGRESS);
+}
+
+static int run_finish(reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
+  if (rc) return rc;
+  reel_job *j = &op->job;
   if (reel_job_set_string(&j->artifact_key, op->artifact_key) ||
       reel_job_set_string(&j->artifact_uri, op->artifact_uri) || reel_job_set_string(&j->gcs_uri, op->gcs_uri))
     return REEL_ENOMEM;
   j->progress = 100;
   snprintf(j->stage, sizeof j->stage, "upload"); /* seed 000's last milestone: the artifact is stored */
   reel_job_set_string(&j->error, NULL);
-  return transition(jobs, s, op, j, REEL_JOB_FINISHED);
+  return transition(s, op, j, REEL_JOB_FINISHED);
 }
 
-static int run_fail(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
+static int run_fail(reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
   if (rc) return rc;
+  reel_job *j = &op->job;
   if (reel_job_set_string(&j->error, op->text) || reel_job_set_string(&j->failure_reason, op->reason))
     return REEL_ENOMEM;
-  return transition(jobs, s, op, j, REEL_JOB_FAILED);
+  return transition(s, op, j, REEL_JOB_FAILED);
 }
 
-static int run_retry(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
+/* Puts a job held by a lost or stopped run back in the queue, claimable
+ * after delay_ms by the store's clock. */
+static int requeue(reel_store *s, reel_job_op *op, reel_job *j, int64_t delay_ms) {
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  j->run_after_ms = now + delay_ms;
+  int rc = transition(s, op, j, REEL_JOB_QUEUED);
+  return rc ? rc : reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
+}
+
+static int run_retry(reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
   if (rc) return rc;
+  reel_job *j = &op->job;
   if (j->cancel_requested) return REEL_ECONFLICT;
   if (reel_job_set_string(&j->error, op->text)) return REEL_ENOMEM;
   if (op->uncount_attempt && j->attempts > 0) j->attempts--;
-  j->run_after_ms = reel_now_ms() + op->delay_ms;
-  j->worker_id[0] = '\0';
-  j->lease_expires_ms = 0;
-  return transition(jobs, s, op, j, REEL_JOB_QUEUED);
+  return requeue(s, op, j, op->delay_ms);
 }
 
-static int run_canceled(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int rc = s->ops->get_job(s, op->id, j);
+static int run_canceled(reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
   if (rc) return rc;
-  reel_job_set_string(&j->failure_reason, "canceled");
-  return transition(jobs, s, op, j, REEL_JOB_CANCELED);
+  if (reel_job_set_string(&op->job.failure_reason, "canceled")) return REEL_ENOMEM;
+  return transition(s, op, &op->job, REEL_JOB_CANCELED);
 }
 
-/* A job found running at start-up lost its process: cancel it if that was
- * asked, otherwise requeue it while attempts remain, else fail it. */
-static int run_recover(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  enum { PAGE = 256 };
+/* Jobs whose run was lost (its lease expired: the worker died, hung or was
+ * cut off; or, with `all`, every running job of an exclusive store at
+ * start-up): cancel those a cancel was asked for, requeue the rest while
+ * attempts remain, else fail them. The rows are locked as they are read, so
+ * when several nodes rescue at once each job is rescued by exactly one. */
+static int run_rescue(reel_store *s, reel_job_op *op) {
+  enum { PAGE = 256, MAX_PAGES = 64 };
+  int64_t now = op->all ? INT64_MAX : reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
   reel_job *page = calloc(PAGE, sizeof *page);
   if (!page) return REEL_ENOMEM;
   int rc = 0;
-  for (int status = REEL_JOB_STARTED; status <= REEL_JOB_PROGRESS && rc == 0; status++) {
-    for (;;) {
-      int n = 0;
-      rc = s->ops->list_jobs(s, status, 0, PAGE, page, &n);
-      for (int i = 0; i < n && rc == 0; i++) {
-        reel_job *j = &page[i];
-        if (j->cancel_requested) {
-          reel_job_set_string(&j->failure_reason, "canceled");
-          rc = transition(jobs, s, op, j, REEL_JOB_CANCELED);
-        } else if (j->attempts >= op->max_attempts) {
-          char msg[160];
-          snprintf(msg, sizeof msg, "the worker running this job stopped unexpectedly and all %d attempts are used",
-                   op->max_attempts);
-          reel_job_set_string(&j->error, msg);
-          reel_job_set_string(&j->failure_reason, "worker_lost");
-          rc = transition(jobs, s, op, j, REEL_JOB_FAILED);
-          op->failed++;
-        } else {
-          reel_job_set_string(&j->error, "the worker running this job stopped unexpectedly; requeued");
-          j->run_after_ms = 0;
-          rc = transition(jobs, s, op, j, REEL_JOB_QUEUED);
-          op->requeued++;
-        }
+  for (int pages = 0; pages < MAX_PAGES && rc == 0; pages++) {
+    int n = 0;
+    rc = reel_store_expired_leases(s, now, PAGE, page, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+      reel_job *j = &page[i];
+      char msg[200];
+      if (j->cancel_requested) {
+        rc = reel_job_set_string(&j->failure_reason, "canceled");
+        if (rc == 0) rc = transition(s, op, j, REEL_JOB_CANCELED);
+      } else if (j->attempts >= op->max_attempts) {
+        snprintf(msg, sizeof msg, "the worker running this job (%s) stopped or lost its lease, and all %d attempts are used",
+                 j->node[0] ? j->node : "unknown", op->max_attempts);
+        rc = reel_job_set_string(&j->error, msg) || reel_job_set_string(&j->failure_reason, "worker_lost") ? REEL_ENOMEM : 0;
+        if (rc == 0) rc = transition(s, op, j, REEL_JOB_FAILED);
+        if (rc == 0) op->failed++;
+      } else {
+        snprintf(msg, sizeof msg, "the worker running this job (%s) stopped or lost its lease; requeued",
+                 j->node[0] ? j->node : "unknown");
+        rc = reel_job_set_string(&j->error, msg) ? REEL_ENOMEM : requeue(s, op, j, 0);
+        if (rc == 0) op->requeued++;
       }
-      for (int i = 0; i < n; i++) reel_job_clear(&page[i]);
-      if (n < PAGE || rc) break;
+      if (rc == REEL_ESTALE) rc = 0; /* another node acted on it first */
+      else if (rc == 0) op->rescued++;
     }
+    for (int i = 0; i < n; i++) reel_job_clear(&page[i]);
+    if (n < PAGE) break;
   }
   free(page);
   return rc;
 }
 
 static int run_log(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
+  int rc = get_fenced(s, op);
+  if (rc) return rc;
   char *line = op->text;
   while (line && *line) {
     char *nl = strchr(line, '\n');
     if (nl) *nl = '\0';
-    int rc = s->ops->append_log(s, op->id, line, jobs->max_log_lines);
+    rc = reel_store_append_log(s, op->id, line, jobs->max_log_lines);
     if (nl) *nl = '\n';
     if (rc) return rc;
     line = nl ? nl + 1 : NULL;
@@ -240,36 +307,56 @@ static int run_log(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
 static int run_op(reel_store *s, reel_store_call *call) {
   reel_job_op *op = (reel_job_op *)call; /* call is the first member */
   reel_jobs *jobs = op->jobs;
+  /* a call rolled back keeps no outputs from its try */
+  clear_transitions(op);
   switch (op->kind) {
   case REEL_JOB_OP_SUBMIT: return run_submit(jobs, s, op);
-  case REEL_JOB_OP_GET: return s->ops->get_job(s, op->id, &op->job);
+  case REEL_JOB_OP_GET: return reel_store_get_job(s, op->id, &op->job);
   case REEL_JOB_OP_LIST: return run_list(s, op);
   case REEL_JOB_OP_LOGS: return run_logs(s, op);
-  case REEL_JOB_OP_CANCEL: return run_cancel(jobs, s, op);
-  case REEL_JOB_OP_CLAIM: return run_claim(jobs, s, op);
-  case REEL_JOB_OP_PROGRESS: return run_progress(jobs, s, op);
+  case REEL_JOB_OP_CANCEL: return run_cancel(s, op);
+  case REEL_JOB_OP_CLAIM: return run_claim(s, op);
+  case REEL_JOB_OP_RENEW: return run_renew(s, op);
+  case REEL_JOB_OP_PROGRESS: return run_progress(s, op);
   case REEL_JOB_OP_LOG: return run_log(jobs, s, op);
-  case REEL_JOB_OP_FINISH: return run_finish(jobs, s, op);
-  case REEL_JOB_OP_FAIL: return run_fail(jobs, s, op);
-  case REEL_JOB_OP_RETRY: return run_retry(jobs, s, op);
-  case REEL_JOB_OP_CANCELED: return run_canceled(jobs, s, op);
-  case REEL_JOB_OP_RECOVER: return run_recover(jobs, s, op);
-  case REEL_JOB_OP_COUNTS: {
-    int rc = ensure_counts(jobs, s);
-    if (rc == 0) memcpy(op->counts, jobs->counts, sizeof op->counts);
-    return rc;
-  }
+  case REEL_JOB_OP_FINISH: return run_finish(s, op);
+  case REEL_JOB_OP_FAIL: return run_fail(s, op);
+  case REEL_JOB_OP_RETRY: return run_retry(s, op);
+  case REEL_JOB_OP_CANCELED: return run_canceled(s, op);
+  case REEL_JOB_OP_RESCUE: return run_rescue(s, op);
+  case REEL_JOB_OP_PRUNE: return reel_store_delete_finished(s, op->before_ms, op->limit, &op->deleted);
+  case REEL_JOB_OP_COUNTS: return reel_store_count_by_status(s, op->counts);
   case REEL_JOB_OP_PING:
-    if (!op->probe) return s->ops->ping(s);
+    if (!op->probe) return reel_store_ping(s);
     op->call.writes = 1;
-    return s->ops->probe(s, reel_now_ms());
+    return reel_store_probe(s, reel_now_ms());
   }
   return REEL_EINVAL;
+}
+
+/* Loop thread, after the commit: what the operation changed becomes visible
+ * (log lines, metrics, the listener), never for a change that rolled back. */
+static void publish(reel_jobs *jobs, reel_job_op *op) {
+  int requeued = 0;
+  for (int i = 0; i < op->n_transitions; i++) {
+    const reel_job_transition *t = &op->transitions[i];
+    reel_log(REEL_LOG_INFO, "job transition", "{s:s, s:s, s:s, s:i, s:s?, s:s?}", "job_id", t->id, "from",
+             reel_job_status_name(t->from), "to", reel_job_status_name(t->to), "attempts", t->attempts, "node",
+             t->node[0] ? t->node : NULL, "error", t->to == REEL_JOB_FAILED || t->to == REEL_JOB_QUEUED ? t->error : NULL);
+    if (reel_job_status_terminal(t->to))
+      reel_metrics_job_ended(t->to, t->failure_reason[0] ? t->failure_reason : NULL, t->run_seconds);
+    if (t->to == REEL_JOB_QUEUED) requeued = 1;
+    if (jobs->listener.transitioned) jobs->listener.transitioned(jobs->listener.data, t);
+  }
+  if ((op->kind == REEL_JOB_OP_SUBMIT || requeued) && jobs->listener.submitted)
+    jobs->listener.submitted(jobs->listener.data);
 }
 
 static void op_done(reel_store_call *call, int result) {
   reel_job_op *op = (reel_job_op *)call;
   reel_jobs *jobs = op->jobs;
+  if (result != 0) clear_transitions(op);
+  else publish(jobs, op);
   if (op->cancel_orphan) { /* the second half of a CANCEL: the job was ended here */
     op->cancel_orphan = 0;
     op->kind = REEL_JOB_OP_CANCEL;
@@ -277,7 +364,10 @@ static void op_done(reel_store_call *call, int result) {
       reel_log(REEL_LOG_WARN, "canceled a job no process was running", "{s:s}", "job_id", op->id);
   } else if (result == 0 && op->kind == REEL_JOB_OP_CANCEL && op->was_running && jobs->listener.cancel_requested &&
              jobs->listener.cancel_requested(jobs->listener.data, op->id) == REEL_ENOTFOUND) {
-    /* nothing of ours runs it, so nothing else would ever end it: end it now */
+    /* nothing can be running it, so nothing else would ever end it: end it
+     * now, fenced by the run the store names */
+    snprintf(op->fence.node, sizeof op->fence.node, "%s", op->job.node);
+    op->fence.attempt = op->job.attempts;
     reel_job_clear(&op->job);
     op->kind = REEL_JOB_OP_CANCELED;
     op->cancel_orphan = 1;
@@ -286,14 +376,8 @@ static void op_done(reel_store_call *call, int result) {
   }
   if (result == REEL_ESTORE && op->kind != REEL_JOB_OP_PING) /* the executor logs the cause of store failures */
     reel_log(REEL_LOG_ERROR, "job operation failed", "{s:s, s:s}", "op", op_names[op->kind], "job_id", op->id);
-  if (result == 0 && op->kind == REEL_JOB_OP_SUBMIT && jobs->listener.submitted)
-    jobs->listener.submitted(jobs->listener.data);
-  if (result == 0 && op->kind == REEL_JOB_OP_RETRY && jobs->listener.submitted)
-    jobs->listener.submitted(jobs->listener.data);
   op->cb(op, result);
 }
-
-static void invalidate_counts(void *data) { ((reel_jobs *)data)->counts_valid = 0; }
 
 int reel_jobs_init(reel_jobs *jobs, uv_loop_t *loop, reel_store *store, int max_queue_depth,
                    size_t max_log_lines) {
@@ -301,8 +385,6 @@ int reel_jobs_init(reel_jobs *jobs, uv_loop_t *loop, reel_store *store, int max_
   jobs->store = store;
   jobs->max_queue_depth = max_queue_depth;
   jobs->max_log_lines = max_log_lines;
-  jobs->executor.on_commit_failure = invalidate_counts;
-  jobs->executor.on_commit_failure_data = jobs;
   return reel_store_executor_start(&jobs->executor, loop, store);
 }
 
@@ -354,7 +436,7 @@ void reel_jobs_close(reel_jobs *jobs) {
     jobs->watching = 0;
   }
   reel_store_executor_stop(&jobs->executor);
-  if (jobs->store) jobs->store->ops->close(jobs->store);
+  if (jobs->store) reel_store_close(jobs->store);
   jobs->store = NULL;
 }
 
@@ -369,6 +451,7 @@ void reel_jobs_run(reel_jobs *jobs, reel_job_op *op) {
   op->jobs = jobs;
   op->call.writes = op->kind != REEL_JOB_OP_GET && op->kind != REEL_JOB_OP_LIST && op->kind != REEL_JOB_OP_LOGS &&
                     op->kind != REEL_JOB_OP_COUNTS && op->kind != REEL_JOB_OP_PING;
+  clear_transitions(op);
   op->call.run = run_op;
   op->call.done = op_done;
   reel_store_executor_submit(&jobs->executor, &op->call);
@@ -385,6 +468,7 @@ void reel_job_op_cleanup(reel_job_op *op) {
   for (int i = 0; i < op->n_list; i++) reel_job_clear(&op->list[i]);
   free(op->list);
   json_decref(op->lines);
+  clear_transitions(op);
   op->prompt = op->text = op->artifact_key = op->artifact_uri = op->gcs_uri = op->cost = NULL;
   op->list = NULL;
   op->n_list = 0;

@@ -12,23 +12,26 @@
 
 #include "jobs/job.h"
 #include "store/executor.h"
+#include "store/store.h"
 
-#define REEL_JOB_OP_MAP(XX)                                                       \
-  XX(SUBMIT, "submit")     /* in: prompt               out: job                */ \
-  XX(GET, "get")           /* in: id                   out: job                */ \
-  XX(LIST, "list")         /* in: status, before_seq, limit  out: list, next_seq */ \
-  XX(LOGS, "logs")         /* in: id, tail             out: lines              */ \
-  XX(CANCEL, "cancel")     /* in: id                   out: job, was_running   */ \
-  XX(CLAIM, "claim")       /* in: worker_id, lease_ms  out: job (started)      */ \
-  XX(PROGRESS, "progress") /* in: id, progress, stage  out: job                */ \
-  XX(LOG, "log")           /* in: id, text (lines separated by '\n')          */ \
-  XX(FINISH, "finish")     /* in: id, artifact_key, artifact_uri, gcs_uri      */ \
-  XX(FAIL, "fail")         /* in: id, text (error), reason                     */ \
-  XX(RETRY, "retry")       /* in: id, text (error), delay_ms -> queued         */ \
-  XX(CANCELED, "canceled") /* in: id: the worker stopped a cancelled job        */ \
-  XX(RECOVER, "recover")   /* in: max_attempts: requeue or fail orphaned runs  */ \
-  XX(COUNTS, "counts")     /* out: counts                                      */ \
-  XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe) */
+#define REEL_JOB_OP_MAP(XX)                                                        \
+  XX(SUBMIT, "submit")     /* in: prompt, priority      out: job                 */ \
+  XX(GET, "get")           /* in: id                    out: job                 */ \
+  XX(LIST, "list")         /* in: status, before_seq, limit  out: list, next_seq  */ \
+  XX(LOGS, "logs")         /* in: id, tail              out: lines               */ \
+  XX(CANCEL, "cancel")     /* in: id                    out: job, was_running    */ \
+  XX(CLAIM, "claim")       /* in: fence.node, lease_ms  out: job (started), fence */ \
+  XX(RENEW, "renew")       /* in: leases, fence.node, lease_ms  out: leases[].held */ \
+  XX(PROGRESS, "progress") /* in: id, fence, progress, stage  out: job            */ \
+  XX(LOG, "log")           /* in: id, fence, text (lines separated by '\n')      */ \
+  XX(FINISH, "finish")     /* in: id, fence, artifact_key, artifact_uri, gcs_uri  */ \
+  XX(FAIL, "fail")         /* in: id, fence, text (error), reason                 */ \
+  XX(RETRY, "retry")       /* in: id, fence, text (error), delay_ms -> queued     */ \
+  XX(CANCELED, "canceled") /* in: id, fence: the run stopped for a cancel         */ \
+  XX(RESCUE, "rescue")     /* in: max_attempts, all  out: rescued, requeued, failed */ \
+  XX(PRUNE, "prune")       /* in: before_ms, limit   out: deleted                 */ \
+  XX(COUNTS, "counts")     /* out: counts                                        */ \
+  XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe)  */
 
 typedef enum {
 #define REEL_JOB_OP_ENUM_(name, text) REEL_JOB_OP_##name,
@@ -36,8 +39,30 @@ typedef enum {
 #undef REEL_JOB_OP_ENUM_
 } reel_job_op_kind;
 
+/* Name of an operation kind ("claim"). */
+const char *reel_job_op_name(reel_job_op_kind kind);
+
 typedef struct reel_jobs reel_jobs;
 typedef struct reel_job_op reel_job_op;
+
+/* One status change an operation made, reported after its commit. */
+typedef struct {
+  char id[32];
+  reel_job_status from, to;
+  int attempts;
+  char node[64];
+  char *error;                /* the job's error after the change (heap, or NULL) */
+  char failure_reason[32];
+  double run_seconds;         /* terminal: how long the last run took, or -1 if it never ran */
+} reel_job_transition;
+
+/* One held job in a RENEW. */
+typedef struct {
+  char id[32];
+  int attempt;
+  int held;                   /* out: the lease was extended (the job is still ours) */
+  int cancel_requested;       /* out: a cancel was asked */
+} reel_job_lease;
 
 struct reel_job_op {
   reel_store_call call; /* internal */
@@ -45,22 +70,28 @@ struct reel_job_op {
   reel_job_op_kind kind;
   /* inputs */
   char id[32];
+  reel_fence fence;     /* worker writes: who runs the job; CLAIM/RENEW: fence.node is this node */
   char *prompt;         /* SUBMIT (copied by reel_job_op_set_text) */
+  int priority;         /* SUBMIT */
   char *text;           /* LOG line, FAIL/RETRY error */
   const char *reason;   /* FAIL: static label for metrics */
   char *artifact_key, *artifact_uri, *gcs_uri; /* FINISH */
   char *cost;           /* PROGRESS, FINISH, FAIL, RETRY, CANCELED: replaces the job's cost (JSON text) if set */
   int status_filter;    /* LIST: -1 for any */
   int64_t before_seq;   /* LIST: 0 from the newest */
-  int limit;            /* LIST */
+  int limit;            /* LIST, PRUNE */
   int tail;             /* LOGS */
   int progress;         /* PROGRESS */
   char stage[64];       /* PROGRESS */
   int64_t delay_ms;     /* RETRY */
   int uncount_attempt;  /* RETRY: the run was interrupted by a shutdown, not a failure */
-  char worker_id[64];   /* CLAIM */
-  int64_t lease_ms;     /* CLAIM */
-  int max_attempts;     /* RECOVER */
+  int64_t lease_ms;     /* CLAIM, RENEW: lease length */
+  reel_job_lease *leases; /* RENEW (caller-owned) */
+  int n_leases;
+  int max_attempts;     /* RESCUE */
+  int all;              /* RESCUE: every running job is orphaned (the store is exclusive and this
+                           process has started nothing yet), not only those whose lease expired */
+  int64_t before_ms;    /* PRUNE: terminal jobs that finished before this */
   int probe;            /* PING: write the probe row (proves the store can commit) */
   int cancel_orphan;    /* internal: CANCEL found no process running the job and ends it here */
   /* outputs */
@@ -70,10 +101,14 @@ struct reel_job_op {
   int64_t next_seq;     /* LIST: seq to continue from, 0 when no more */
   json_t *lines;        /* LOGS */
   int was_running;      /* CANCEL: the job was running; its worker must stop it */
-  int requeued, failed; /* RECOVER */
-  int64_t counts[REEL_JOB_STATUS_COUNT]; /* COUNTS, and SUBMIT (queue depth check) */
+  int rescued, requeued, failed; /* RESCUE: jobs whose run was lost; of them requeued, failed */
+  int deleted;          /* PRUNE */
+  int64_t counts[REEL_JOB_STATUS_COUNT]; /* COUNTS */
+  reel_job_transition *transitions; /* the status changes made, published after the commit */
+  int n_transitions, cap_transitions;
   /* completion, on the loop thread; result is 0 or a reel error:
    * REEL_ENOTFOUND unknown id, REEL_ECONFLICT transition not allowed,
+   * REEL_ESTALE the run no longer holds the job (stop it, write nothing more),
    * REEL_EBUSY queue full (SUBMIT), REEL_ESTORE store failure. */
   void (*cb)(reel_job_op *op, int result);
   void *data;
@@ -81,12 +116,15 @@ struct reel_job_op {
 
 /* Events reel_jobs reports on the loop thread after an operation commits. */
 typedef struct {
-  void (*submitted)(void *data); /* a job was queued */
+  void (*submitted)(void *data); /* a job became claimable here (new, or requeued) */
   /* A running job must stop. Returns 0 when a run of this process is stopping
-   * it, REEL_ENOTFOUND when no process of this reeld runs it (its run was
-   * lost): the CANCEL then ends the job as canceled itself before answering,
-   * so a cancel that says ok has taken effect. */
+   * it (or another node may run it), REEL_ENOTFOUND when no process can run
+   * it (the store is exclusive and no run of ours has it): the CANCEL then
+   * ends the job as canceled itself before answering, so a cancel that says
+   * ok has taken effect. */
   int (*cancel_requested)(void *data, const char *job_id);
+  /* A job changed status (after the commit). Optional. */
+  void (*transitioned)(void *data, const reel_job_transition *t);
   void *data;
 } reel_jobs_listener;
 
@@ -96,9 +134,10 @@ struct reel_jobs {
   int max_queue_depth;
   size_t max_log_lines;
   reel_jobs_listener listener;
-  /* store-thread only: cached counts by status (valid while this process is the only writer) */
-  int64_t counts[REEL_JOB_STATUS_COUNT];
-  int counts_valid;
+  /* store-thread only: queued jobs in the current batch's view (recounted,
+   * bounded, at the first SUBMIT of each batch) */
+  int64_t queued;
+  unsigned long long queued_batch;
   /* loop thread: the periodic store probe (reel_jobs_watch) */
   uv_timer_t probe_timer;
   int watching, probe_in_flight;

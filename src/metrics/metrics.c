@@ -38,6 +38,7 @@ static _Atomic unsigned long long job_duration_count[REEL_JOB_STATUS_COUNT];
 static _Atomic unsigned long long job_duration_sum_ms[REEL_JOB_STATUS_COUNT];
 static _Atomic unsigned long long job_failures[N_REASONS];
 static _Atomic int running_jobs;
+static _Atomic unsigned long long runs_started, leases_renewed, leases_lost, jobs_rescued;
 static _Atomic unsigned long long store_batches, store_calls;
 static int64_t start_ms;
 
@@ -57,6 +58,10 @@ void reel_metrics_init(void) {
     atomic_store(&job_duration_sum_ms[s], 0);
   }
   for (int i = 0; i < N_REASONS; i++) atomic_store(&job_failures[i], 0);
+  atomic_store(&runs_started, 0);
+  atomic_store(&leases_renewed, 0);
+  atomic_store(&leases_lost, 0);
+  atomic_store(&jobs_rescued, 0);
   start_ms = reel_now_ms();
 }
 
@@ -102,6 +107,13 @@ void reel_metrics_job_ended(reel_job_status status, const char *failure_reason, 
 }
 
 void reel_metrics_set_running(int running) { atomic_store(&running_jobs, running); }
+
+void reel_metrics_run_started(void) { atomic_fetch_add(&runs_started, 1); }
+void reel_metrics_lease_renewed(void) { atomic_fetch_add(&leases_renewed, 1); }
+void reel_metrics_lease_lost(void) { atomic_fetch_add(&leases_lost, 1); }
+void reel_metrics_rescued(int jobs) {
+  if (jobs > 0) atomic_fetch_add(&jobs_rescued, (unsigned long long)jobs);
+}
 
 void reel_metrics_set_store(unsigned long long batches, unsigned long long calls) {
   atomic_store(&store_batches, batches);
@@ -155,6 +167,14 @@ int reel_metrics_render(reel_buf *o, const int64_t counts[REEL_JOB_STATUS_COUNT]
   P("reel_queue_depth %lld\n", (long long)counts[REEL_JOB_QUEUED]);
   P("# HELP reel_jobs_running Jobs this process is running now.\n# TYPE reel_jobs_running gauge\n");
   P("reel_jobs_running %d\n", atomic_load(&running_jobs));
+  P("# HELP reel_runs_started_total Runs this process started (claims that became processes).\n");
+  P("# TYPE reel_runs_started_total counter\nreel_runs_started_total %llu\n", atomic_load(&runs_started));
+  P("# HELP reel_leases_renewed_total Leases of running jobs this process renewed.\n");
+  P("# TYPE reel_leases_renewed_total counter\nreel_leases_renewed_total %llu\n", atomic_load(&leases_renewed));
+  P("# HELP reel_leases_lost_total Runs this process stopped because their job's lease lapsed or passed to another node.\n");
+  P("# TYPE reel_leases_lost_total counter\nreel_leases_lost_total %llu\n", atomic_load(&leases_lost));
+  P("# HELP reel_rescues_total Jobs of lost runs (expired leases) this process requeued, failed or canceled.\n");
+  P("# TYPE reel_rescues_total counter\nreel_rescues_total %llu\n", atomic_load(&jobs_rescued));
   P("# HELP reel_job_duration_seconds Run time of the last attempt of jobs that ended, by final status.\n");
   P("# TYPE reel_job_duration_seconds histogram\n");
   for (int s = REEL_JOB_FINISHED; s < REEL_JOB_STATUS_COUNT; s++) {

@@ -32,6 +32,12 @@ void reel_metrics_http_observe(int route, int status, double seconds);
 void reel_metrics_job_ended(reel_job_status status, const char *failure_reason, double run_seconds);
 /* Sets gauges the scheduler owns. */
 void reel_metrics_set_running(int running);
+/* Counters of this node's runs and leases (the scale-out view of a worker). */
+void reel_metrics_run_started(void);
+void reel_metrics_lease_renewed(void);
+void reel_metrics_lease_lost(void);
+/* Records jobs this node rescued from lost runs (requeued, failed or canceled). */
+void reel_metrics_rescued(int jobs);
 /* Records store executor totals (group commit effectiveness). */
 void reel_metrics_set_store(unsigned long long batches, unsigned long long calls);
 /* Appends the exposition text (format 0.0.4). counts: jobs by status from the store. */

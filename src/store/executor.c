@@ -34,6 +34,7 @@ static const char *fault_name(reel_store_fault f) {
   case REEL_STORE_FAULT_FULL: return "disk full";
   case REEL_STORE_FAULT_IO: return "I/O error";
   case REEL_STORE_FAULT_GONE: return "database gone";
+  case REEL_STORE_FAULT_DOWN: return "database unreachable";
   case REEL_STORE_FAULT_OTHER: break;
   }
   return "store error";
@@ -53,7 +54,7 @@ static void note_fault(reel_store_executor *ex, reel_store_fault fault, const ch
   if (first || now - ex->fault_logged_ms >= FAULT_LOG_INTERVAL_MS) {
     ex->fault_logged_ms = now;
     reel_log(REEL_LOG_ERROR, first ? "job store cannot commit" : "job store still cannot commit",
-             "{s:s, s:s, s:s, s:I}", "store", ex->store->ops->name, "cause", fault_name(fault), "error", msg,
+             "{s:s, s:s, s:s, s:I}", "store", reel_store_name(ex->store), "cause", fault_name(fault), "error", msg,
              "failures", (json_int_t)n);
   }
 }
@@ -70,7 +71,7 @@ static void note_good_write(reel_store_executor *ex) {
   }
   pthread_mutex_unlock(&ex->lock);
   if (was_bad)
-    reel_log(REEL_LOG_INFO, "job store commits again", "{s:s, s:I}", "store", ex->store->ops->name, "failures",
+    reel_log(REEL_LOG_INFO, "job store commits again", "{s:s, s:I}", "store", reel_store_name(ex->store), "failures",
              (json_int_t)n);
 }
 
@@ -88,7 +89,7 @@ static void run_batch(reel_store_executor *ex, reel_store_call *batch) {
     fail_batch(batch);
     return;
   }
-  if (s->ops->verify(s, msg, sizeof msg) != 0) {
+  if (reel_store_verify(s, msg, sizeof msg) != 0) {
     reel_store_executor_set_gone(ex, msg);
     fail_batch(batch);
     return;
@@ -96,34 +97,36 @@ static void run_batch(reel_store_executor *ex, reel_store_call *batch) {
   reel_store_fault fault = REEL_STORE_FAULT_NONE, call_fault = REEL_STORE_FAULT_NONE;
   char call_msg[320] = "";
   int wrote = 0;
-  int rc = s->ops->begin(s);
+  ex->batch_number++;
+  int rc = reel_store_begin(s);
   if (rc == 0) {
     for (reel_store_call *c = batch; c; c = c->next) {
-      if (s->ops->savepoint(s) != 0) {
+      if (reel_store_savepoint(s) != 0) {
         c->result = REEL_ESTORE;
         continue;
       }
       c->result = c->run(s, c);
       if (c->result == REEL_ESTORE && call_fault == REEL_STORE_FAULT_NONE) {
-        reel_store_fault f = s->ops->last_fault(s, call_msg, sizeof call_msg);
-        if (f == REEL_STORE_FAULT_FULL || f == REEL_STORE_FAULT_IO || f == REEL_STORE_FAULT_GONE) call_fault = f;
+        reel_store_fault f = reel_store_last_fault(s, call_msg, sizeof call_msg);
+        if (f == REEL_STORE_FAULT_FULL || f == REEL_STORE_FAULT_IO || f == REEL_STORE_FAULT_GONE ||
+            f == REEL_STORE_FAULT_DOWN)
+          call_fault = f;
       }
-      if (c->result < 0) s->ops->rollback_savepoint(s);
+      if (c->result < 0) reel_store_rollback_savepoint(s);
       else if (c->writes) wrote = 1;
-      s->ops->release_savepoint(s);
+      reel_store_release_savepoint(s);
     }
-    rc = s->ops->commit(s);
+    rc = reel_store_commit(s);
     if (rc != 0) {
-      fault = s->ops->last_fault(s, msg, sizeof msg);
-      s->ops->rollback(s);
+      fault = reel_store_last_fault(s, msg, sizeof msg);
+      reel_store_rollback(s);
     }
   } else {
-    fault = s->ops->last_fault(s, msg, sizeof msg);
+    fault = reel_store_last_fault(s, msg, sizeof msg);
   }
   if (rc != 0) {
     ex->commit_failures++;
     fail_batch(batch);
-    if (ex->on_commit_failure) ex->on_commit_failure(ex->on_commit_failure_data);
     note_fault(ex, fault, msg);
   } else if (call_fault != REEL_STORE_FAULT_NONE) {
     note_fault(ex, call_fault, call_msg); /* a write failed inside a batch that committed the rest */
@@ -195,6 +198,7 @@ int reel_store_executor_start(reel_store_executor *ex, uv_loop_t *loop, reel_sto
   ex->gone = 0;
   ex->failures_in_episode = 0;
   ex->fault_logged_ms = 0;
+  ex->batch_number = 0;
   if (pthread_mutex_init(&ex->lock, NULL) != 0) return REEL_ENOMEM;
   if (pthread_cond_init(&ex->cond, NULL) != 0) return REEL_ENOMEM;
   if (uv_async_init(loop, &ex->wakeup, deliver) != 0) return REEL_EIO;

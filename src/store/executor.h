@@ -45,9 +45,9 @@ typedef struct {
   int gone;                     /* sticky: the store was removed or replaced; every batch fails */
   unsigned long long failures_in_episode; /* failed batches since the last good write */
   int64_t fault_logged_ms;      /* store thread: when the episode was last logged */
-  /* Called on the store thread after a failed commit (so caches above can be rebuilt). */
-  void (*on_commit_failure)(void *data);
-  void *on_commit_failure_data;
+  /* store thread: the number of the batch now running (1, 2, ...), so that
+   * calls can share what they read within one transaction */
+  unsigned long long batch_number;
 } reel_store_executor;
 
 /* Starts the store thread. Its async handle keeps the loop alive until stopped. */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "store/store.h"
 
@@ -45,19 +46,27 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN cost TEXT;",
     /* 3: one row the readiness probe rewrites, proving the store can commit */
     "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);",
+    /* 4: fenced writes (a row version), the node that ran a job, priorities,
+     * and indexes for the claim order, lease expiry and retention */
+    "ALTER TABLE jobs RENAME COLUMN worker_id TO node;"
+    "ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_runnable ON jobs(priority DESC, run_after_ms, seq) WHERE status = 0;"
+    "CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE status IN (1, 2);"
+    "CREATE INDEX jobs_finished ON jobs(finished_ms) WHERE status >= 3;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
 #define JOB_COLUMNS                                                                           \
   "seq, id, status, progress, stage, prompt, created_ms, started_ms, finished_ms, updated_ms, " \
   "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
-  "failure_reason, worker_id, lease_expires_ms, cost"
+  "failure_reason, node, lease_expires_ms, cost, version, priority"
 
 enum {
   STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_SAVEPOINT, STMT_RELEASE, STMT_ROLLBACK_TO,
-  STMT_INSERT, STMT_GET, STMT_UPDATE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT,
-  STMT_NEXT_RUNNABLE, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING,
-  STMT_PROBE, STMT_COUNT_
+  STMT_INSERT, STMT_GET, STMT_WRITE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
+  STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_RENEWED, STMT_EXPIRED, STMT_FINISHED_BEFORE, STMT_DELETE_LOGS,
+  STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -68,19 +77,29 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_RELEASE] = "RELEASE call",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO call",
     [STMT_INSERT] = "INSERT INTO jobs (id, status, progress, stage, prompt, created_ms, updated_ms, "
-                    "run_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "run_after_ms, priority, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
     [STMT_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
-    [STMT_UPDATE] = "UPDATE jobs SET status = ?2, progress = ?3, stage = ?4, started_ms = ?5, "
-                    "finished_ms = ?6, updated_ms = ?7, attempts = ?8, run_after_ms = ?9, "
-                    "cancel_requested = ?10, artifact_key = ?11, artifact_uri = ?12, gcs_uri = ?13, "
-                    "error = ?14, failure_reason = ?15, worker_id = ?16, lease_expires_ms = ?17, cost = ?18 "
-                    "WHERE id = ?1",
+    [STMT_WRITE] = "UPDATE jobs SET status = ?2, progress = ?3, stage = ?4, started_ms = ?5, "
+                   "finished_ms = ?6, updated_ms = ?7, attempts = ?8, run_after_ms = ?9, "
+                   "cancel_requested = ?10, artifact_key = ?11, artifact_uri = ?12, gcs_uri = ?13, "
+                   "error = ?14, failure_reason = ?15, node = ?16, lease_expires_ms = ?17, cost = ?18, "
+                   "priority = ?20, version = version + 1 WHERE id = ?1 AND version = ?19",
     [STMT_LIST_ANY] = "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
     [STMT_LIST_STATUS] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = ?3 AND seq < ?1 "
                          "ORDER BY seq DESC LIMIT ?2",
     [STMT_COUNT] = "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+    [STMT_COUNT_QUEUED] = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 0 LIMIT ?1)",
     [STMT_NEXT_RUNNABLE] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = 0 AND run_after_ms <= ?1 "
-                           "ORDER BY seq LIMIT 1",
+                           "ORDER BY priority DESC, run_after_ms, seq LIMIT 1",
+    [STMT_RENEW] = "UPDATE jobs SET lease_expires_ms = ?4 WHERE id = ?1 AND node = ?2 AND attempts = ?3 "
+                   "AND status IN (1, 2)",
+    [STMT_RENEWED] = "SELECT cancel_requested FROM jobs WHERE id = ?1",
+    [STMT_EXPIRED] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status IN (1, 2) AND lease_expires_ms < ?1 "
+                     "ORDER BY lease_expires_ms, seq LIMIT ?2",
+    [STMT_FINISHED_BEFORE] = "SELECT id FROM jobs WHERE status >= 3 AND finished_ms < ?1 ORDER BY finished_ms "
+                             "LIMIT ?2",
+    [STMT_DELETE_LOGS] = "DELETE FROM job_logs WHERE job_id = ?1",
+    [STMT_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [STMT_LOG_MAX] = "SELECT COALESCE(MAX(line_no), 0) FROM job_logs WHERE job_id = ?1",
     [STMT_LOG_INSERT] = "INSERT INTO job_logs (job_id, line_no, line) VALUES (?1, ?2, ?3)",
     [STMT_LOG_TRIM] = "DELETE FROM job_logs WHERE job_id = ?1 AND line_no <= ?2",
@@ -159,9 +178,11 @@ static void read_job(sqlite3_stmt *st, reel_job *j) {
   j->gcs_uri = column_dup(st, 15);
   j->error = column_dup(st, 16);
   j->failure_reason = column_dup(st, 17);
-  copy_column(st, 18, j->worker_id, sizeof j->worker_id);
+  copy_column(st, 18, j->node, sizeof j->node);
   j->lease_expires_ms = sqlite3_column_int64(st, 19);
   j->cost = column_dup(st, 20);
+  j->version = sqlite3_column_int64(st, 21);
+  j->priority = sqlite3_column_int(st, 22);
 }
 
 static int s_insert_job(reel_store *base, reel_job *job) {
@@ -175,11 +196,13 @@ static int s_insert_job(reel_store *base, reel_job *job) {
   sqlite3_bind_int64(st, 6, job->created_ms);
   sqlite3_bind_int64(st, 7, job->updated_ms);
   sqlite3_bind_int64(st, 8, job->run_after_ms);
+  sqlite3_bind_int(st, 9, job->priority);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_CONSTRAINT) return REEL_ECONFLICT;
   if (rc != SQLITE_DONE) return REEL_ESTORE;
   job->seq = sqlite3_last_insert_rowid(s->db);
+  job->version = 1;
   return 0;
 }
 
@@ -192,9 +215,9 @@ static int s_get_job(reel_store *base, const char *id, reel_job *out) {
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
 }
 
-static int s_update_job(reel_store *base, const reel_job *j) {
+static int s_write_job(reel_store *base, reel_job *j) {
   sqlite_store *s = (sqlite_store *)base;
-  sqlite3_stmt *st = prepared(s, STMT_UPDATE);
+  sqlite3_stmt *st = prepared(s, STMT_WRITE);
   sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, j->status);
   sqlite3_bind_int(st, 3, j->progress);
@@ -210,11 +233,22 @@ static int s_update_job(reel_store *base, const reel_job *j) {
   bind_text_or_null(st, 13, j->gcs_uri);
   bind_text_or_null(st, 14, j->error);
   bind_text_or_null(st, 15, j->failure_reason);
-  sqlite3_bind_text(st, 16, j->worker_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 16, j->node, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 17, j->lease_expires_ms);
   bind_text_or_null(st, 18, j->cost);
+  sqlite3_bind_int64(st, 19, j->version);
+  sqlite3_bind_int(st, 20, j->priority);
   if (step_done(st) != 0) return REEL_ESTORE;
-  return sqlite3_changes(s->db) == 1 ? 0 : REEL_ENOTFOUND;
+  if (sqlite3_changes(s->db) == 1) {
+    j->version++;
+    return 0;
+  }
+  /* nothing matched: the row is gone, or it moved on since it was read */
+  st = prepared(s, STMT_RENEWED);
+  sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? REEL_ESTALE : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
 }
 
 static int s_list_jobs(reel_store *base, int status, int64_t before_seq, int limit, reel_job *out,
@@ -249,6 +283,78 @@ static int s_next_runnable(reel_store *base, int64_t now_ms, reel_job *out) {
   if (rc == SQLITE_ROW) read_job(st, out);
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
+}
+
+static int s_count_queued(reel_store *base, int64_t limit, int64_t *count) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_COUNT_QUEUED);
+  sqlite3_bind_int64(st, 1, limit);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *count = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : REEL_ESTORE;
+}
+
+static int s_renew_lease(reel_store *base, const char *job_id, const reel_fence *fence, int64_t lease_expires_ms,
+                         int *held, int *cancel_requested) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_RENEW);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, fence->node, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, fence->attempt);
+  sqlite3_bind_int64(st, 4, lease_expires_ms);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  *held = sqlite3_changes(s->db) == 1;
+  *cancel_requested = 0;
+  if (!*held) return 0;
+  st = prepared(s, STMT_RENEWED);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *cancel_requested = sqlite3_column_int(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : REEL_ESTORE;
+}
+
+static int s_expired_leases(reel_store *base, int64_t now_ms, int limit, reel_job *out, int *count) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EXPIRED);
+  sqlite3_bind_int64(st, 1, now_ms);
+  sqlite3_bind_int(st, 2, limit);
+  int n = 0, rc = SQLITE_DONE;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) read_job(st, &out[n++]);
+  sqlite3_reset(st);
+  *count = n;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : REEL_ESTORE;
+}
+
+static int s_delete_finished(reel_store *base, int64_t before_ms, int limit, int *deleted) {
+  sqlite_store *s = (sqlite_store *)base;
+  *deleted = 0;
+  if (limit <= 0) return 0;
+  char (*ids)[32] = calloc((size_t)limit, sizeof *ids);
+  if (!ids) return REEL_ENOMEM;
+  sqlite3_stmt *st = prepared(s, STMT_FINISHED_BEFORE);
+  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int(st, 2, limit);
+  int n = 0, rc;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) copy_column(st, 0, ids[n++], sizeof ids[0]);
+  sqlite3_reset(st);
+  int result = 0;
+  for (int i = 0; i < n && result == 0; i++) {
+    st = prepared(s, STMT_DELETE_LOGS);
+    sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+    result = step_done(st);
+    if (result) break;
+    st = prepared(s, STMT_DELETE_JOB);
+    sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+    result = step_done(st);
+    if (result == 0) (*deleted)++;
+  }
+  free(ids);
+  return result;
+}
+
+static int64_t s_clock_ms(reel_store *base) {
+  (void)base;
+  return reel_now_ms();
 }
 
 static int s_append_log(reel_store *base, const char *job_id, const char *line, size_t max_lines) {
@@ -360,6 +466,8 @@ static void s_close(reel_store *base) {
 
 static const reel_store_ops sqlite_ops = {
     .name = "sqlite",
+    .exclusive = 1,
+    .clock_ms = s_clock_ms,
     .begin = s_begin,
     .commit = s_commit,
     .rollback = s_rollback,
@@ -368,7 +476,11 @@ static const reel_store_ops sqlite_ops = {
     .rollback_savepoint = s_rollback_to,
     .insert_job = s_insert_job,
     .get_job = s_get_job,
-    .update_job = s_update_job,
+    .write_job = s_write_job,
+    .count_queued = s_count_queued,
+    .renew_lease = s_renew_lease,
+    .expired_leases = s_expired_leases,
+    .delete_finished = s_delete_finished,
     .list_jobs = s_list_jobs,
     .count_by_status = s_count_by_status,
     .next_runnable = s_next_runnable,

@@ -1,11 +1,17 @@
 /* The job store: reel's system of record and its queue. A table of function
  * pointers (like SQLite's VFS or redis's connection types) that each backend
- * fills: SQLite today (sqlite_store.c), PostgreSQL with leased claims next.
+ * fills: SQLite (sqlite_store.c), the embedded default for one process, and
+ * PostgreSQL (pg_store.c), shared by the API and worker nodes of a cluster.
+ * Callers go through the reel_store_* wrappers below, never through ops.
  *
  * Every function here is synchronous and runs on the store's own thread
  * (store/executor.h), inside a transaction the executor opens, so backends
  * need no locking of their own. Job-level rules (the transition table, queue
- * depth, retries) live above this in jobs/, not in the backends. */
+ * depth, retries, fencing) live above this in jobs/, not in the backends.
+ *
+ * No write is blind: write_job only lands on the row as it was read
+ * (version), and lease renewal only on a job still held by that node and
+ * attempt, so a node that lost a job cannot overwrite what another did. */
 #ifndef REEL_STORE_H
 #define REEL_STORE_H
 
@@ -24,11 +30,27 @@ typedef enum {
   REEL_STORE_FAULT_FULL,  /* no space left: SQLITE_FULL, ENOSPC, EDQUOT */
   REEL_STORE_FAULT_IO,    /* an I/O error reading, writing or syncing */
   REEL_STORE_FAULT_GONE,  /* the database was deleted or replaced while open */
+  REEL_STORE_FAULT_DOWN,  /* the database server cannot be reached (PostgreSQL) */
   REEL_STORE_FAULT_OTHER,
 } reel_store_fault;
 
+/* Who holds a running job: the node that claimed it and the attempt number
+ * its claim started. Every write for a run carries it. */
+typedef struct {
+  char node[64];
+  int attempt;
+} reel_fence;
+
+/* Wake-up channels (PostgreSQL NOTIFY; no-ops where one process is alone). */
+#define REEL_STORE_CHANNEL_JOBS "reel_jobs"     /* a job became claimable: payload "" */
+#define REEL_STORE_CHANNEL_CANCEL "reel_cancel" /* a running job must stop: payload its id */
+
 typedef struct {
   const char *name;
+  /* Whether this store is used by this process alone (SQLite: data_dir is
+   * locked), so that every running job in it belongs to a run of this
+   * process or of a dead predecessor. */
+  int exclusive;
   /* Transactions: the executor wraps each batch in begin/commit and each call
    * of a batch in a savepoint, so one failing call rolls back only itself. */
   int (*begin)(reel_store *s);
@@ -37,27 +59,53 @@ typedef struct {
   int (*savepoint)(reel_store *s);
   int (*release_savepoint)(reel_store *s);
   int (*rollback_savepoint)(reel_store *s);
+  /* The clock leases are measured by, in ms since the epoch: the database
+   * server's for PostgreSQL (so nodes' clocks need not agree), this
+   * machine's for SQLite. 0 on failure. */
+  int64_t (*clock_ms)(reel_store *s);
 
-  /* Inserts a new job (id, prompt, status, created_ms set by the caller);
-   * sets job->seq. REEL_ECONFLICT if the id exists. */
+  /* Inserts a new job (id, prompt, status, priority, created_ms set by the
+   * caller); sets job->seq and job->version. REEL_ECONFLICT if the id exists. */
   int (*insert_job)(reel_store *s, reel_job *job);
   /* Reads the job with this id into *out (locked for update where the backend
    * supports it). REEL_ENOTFOUND if none. */
   int (*get_job)(reel_store *s, const char *id, reel_job *out);
-  /* Writes every mutable field of job (matched by id). REEL_ENOTFOUND if none. */
-  int (*update_job)(reel_store *s, const reel_job *job);
+  /* Writes every mutable field of job, only if the stored row is still at
+   * job->version (the version it was read at), and advances job->version.
+   * REEL_ESTALE if the row changed since it was read, REEL_ENOTFOUND if it
+   * is gone. */
+  int (*write_job)(reel_store *s, reel_job *job);
   /* Lists up to limit jobs newest first with seq < before_seq (0: from the
    * newest), only of status (or any if status < 0). Fills out[0..*count). */
   int (*list_jobs)(reel_store *s, int status, int64_t before_seq, int limit, reel_job *out, int *count);
   /* Counts jobs in each status. */
   int (*count_by_status)(reel_store *s, int64_t counts[REEL_JOB_STATUS_COUNT]);
-  /* Reads the oldest queued job with run_after_ms <= now_ms (skipping rows
-   * other workers hold, where the backend has several). REEL_ENOTFOUND if none. */
+  /* Counts queued jobs, stopping at limit (so the cost is bounded). */
+  int (*count_queued)(reel_store *s, int64_t limit, int64_t *count);
+  /* Reads the queued job to run next with run_after_ms <= now_ms: highest
+   * priority first, then earliest run_after_ms, then oldest; skipping rows
+   * another transaction holds, where the backend has several, and locking the
+   * one returned. REEL_ENOTFOUND if none. */
   int (*next_runnable)(reel_store *s, int64_t now_ms, reel_job *out);
+  /* Extends the lease of job_id to lease_expires_ms if the job is still
+   * running and held by fence. *held is 1 then (and *cancel_requested tells
+   * whether a cancel was asked), else 0 and nothing changed. */
+  int (*renew_lease)(reel_store *s, const char *job_id, const reel_fence *fence, int64_t lease_expires_ms,
+                     int *held, int *cancel_requested);
+  /* Reads up to limit running jobs whose lease expired before now_ms
+   * (all running jobs if now_ms is INT64_MAX), oldest lease first, skipping
+   * and locking like next_runnable. Fills out[0..*count). */
+  int (*expired_leases)(reel_store *s, int64_t now_ms, int limit, reel_job *out, int *count);
+  /* Deletes up to limit terminal jobs that finished before before_ms, with
+   * their logs; *deleted says how many. */
+  int (*delete_finished)(reel_store *s, int64_t before_ms, int limit, int *deleted);
   /* Appends one line to a job's log, dropping the oldest beyond max_lines. */
   int (*append_log)(reel_store *s, const char *job_id, const char *line, size_t max_lines);
   /* Appends the last n lines of a job's log (oldest first) to the JSON array. */
   int (*tail_logs)(reel_store *s, const char *job_id, int n, json_t *lines);
+  /* Queues a notification on channel, sent to every listening node when the
+   * transaction commits (and not at all if it rolls back). Optional. */
+  int (*notify)(reel_store *s, const char *channel, const char *payload);
   /* Cheap round trip proving the store answers (readiness). */
   int (*ping)(reel_store *s);
   /* A small write (one row rewritten with now_ms) whose commit proves the
@@ -67,8 +115,7 @@ typedef struct {
    * database file was not deleted (no links left) or replaced (its path names
    * another file) since. 0, or REEL_ESTORE with the reason in msg. Cheap (a
    * stat and an fstat): the executor runs it before every batch, so nothing
-   * is ever committed into a deleted file. Backends without local files
-   * return 0. */
+   * is ever committed into a deleted file. Optional. */
   int (*verify)(reel_store *s, char *msg, size_t msglen);
   /* Classifies the most recent failure on this connection and writes a one-line
    * description into msg (for SQLite: "disk full (SQLITE_FULL, errno 28 No
@@ -83,9 +130,83 @@ struct reel_store {
   const reel_store_ops *ops;
 };
 
+static inline int reel_store_begin(reel_store *s) { return s->ops->begin(s); }
+static inline int reel_store_commit(reel_store *s) { return s->ops->commit(s); }
+static inline int reel_store_rollback(reel_store *s) { return s->ops->rollback(s); }
+static inline int reel_store_savepoint(reel_store *s) { return s->ops->savepoint(s); }
+static inline int reel_store_release_savepoint(reel_store *s) { return s->ops->release_savepoint(s); }
+static inline int reel_store_rollback_savepoint(reel_store *s) { return s->ops->rollback_savepoint(s); }
+static inline int64_t reel_store_clock_ms(reel_store *s) { return s->ops->clock_ms(s); }
+static inline int reel_store_exclusive(const reel_store *s) { return s->ops->exclusive; }
+static inline const char *reel_store_name(const reel_store *s) { return s->ops->name; }
+static inline int reel_store_insert_job(reel_store *s, reel_job *job) { return s->ops->insert_job(s, job); }
+static inline int reel_store_get_job(reel_store *s, const char *id, reel_job *out) {
+  return s->ops->get_job(s, id, out);
+}
+static inline int reel_store_write_job(reel_store *s, reel_job *job) { return s->ops->write_job(s, job); }
+static inline int reel_store_list_jobs(reel_store *s, int status, int64_t before_seq, int limit, reel_job *out,
+                                       int *count) {
+  return s->ops->list_jobs(s, status, before_seq, limit, out, count);
+}
+static inline int reel_store_count_by_status(reel_store *s, int64_t counts[REEL_JOB_STATUS_COUNT]) {
+  return s->ops->count_by_status(s, counts);
+}
+static inline int reel_store_count_queued(reel_store *s, int64_t limit, int64_t *count) {
+  return s->ops->count_queued(s, limit, count);
+}
+static inline int reel_store_next_runnable(reel_store *s, int64_t now_ms, reel_job *out) {
+  return s->ops->next_runnable(s, now_ms, out);
+}
+static inline int reel_store_renew_lease(reel_store *s, const char *job_id, const reel_fence *fence,
+                                         int64_t lease_expires_ms, int *held, int *cancel_requested) {
+  return s->ops->renew_lease(s, job_id, fence, lease_expires_ms, held, cancel_requested);
+}
+static inline int reel_store_expired_leases(reel_store *s, int64_t now_ms, int limit, reel_job *out, int *count) {
+  return s->ops->expired_leases(s, now_ms, limit, out, count);
+}
+static inline int reel_store_delete_finished(reel_store *s, int64_t before_ms, int limit, int *deleted) {
+  return s->ops->delete_finished(s, before_ms, limit, deleted);
+}
+static inline int reel_store_append_log(reel_store *s, const char *job_id, const char *line, size_t max_lines) {
+  return s->ops->append_log(s, job_id, line, max_lines);
+}
+static inline int reel_store_tail_logs(reel_store *s, const char *job_id, int n, json_t *lines) {
+  return s->ops->tail_logs(s, job_id, n, lines);
+}
+static inline int reel_store_notify(reel_store *s, const char *channel, const char *payload) {
+  return s->ops->notify ? s->ops->notify(s, channel, payload) : 0;
+}
+static inline int reel_store_ping(reel_store *s) { return s->ops->ping(s); }
+static inline int reel_store_probe(reel_store *s, int64_t now_ms) { return s->ops->probe(s, now_ms); }
+static inline int reel_store_verify(reel_store *s, char *msg, size_t msglen) {
+  return s->ops->verify ? s->ops->verify(s, msg, msglen) : 0;
+}
+static inline reel_store_fault reel_store_last_fault(reel_store *s, char *msg, size_t msglen) {
+  return s->ops->last_fault(s, msg, msglen);
+}
+static inline void reel_store_close(reel_store *s) { s->ops->close(s); }
+
 /* Opens the SQLite store at path (created with its directory's permissions if
  * missing), in WAL mode, migrated to the current schema. On failure returns a
  * reel error and writes a message into err. */
 int reel_store_open_sqlite(const char *path, reel_store **out, char *err, size_t errlen);
+
+/* How to reach PostgreSQL. */
+typedef struct {
+  const char *url;          /* a libpq connection URI or key=value string */
+  const char *password;     /* or NULL: from the URL, PGPASSWORD or ~/.pgpass */
+  const char *application_name; /* shown in pg_stat_activity: the node id */
+  int migrate;              /* 1: apply missing migrations (under an advisory lock); 0: only check */
+} reel_store_pg_settings;
+
+/* Opens the PostgreSQL store (loading libpq on first use), migrated to the
+ * current schema when settings->migrate, and checks that the schema is not
+ * newer than this reeld knows. The connection is re-established by itself
+ * after it drops. On failure returns a reel error and writes a message into
+ * err (never the password). */
+int reel_store_open_postgres(const reel_store_pg_settings *settings, reel_store **out, char *err, size_t errlen);
+/* The password inside a PostgreSQL connection URL or string, or NULL when it
+ * has none (or url is NULL). Heap; the caller frees it. For redaction. */
+char *reel_store_pg_url_password(const char *url);
 
 #endif

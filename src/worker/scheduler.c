@@ -35,13 +35,16 @@
 #define FINAL_RETRY_BASE_MS 250
 #define FINAL_RETRY_MAX_MS 10000
 
-typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN } stop_reason;
+/* Why a run stops early. STOP_LOST: the job is no longer ours (its lease
+ * lapsed or passed to another node), so nothing more is written for it. */
+typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN, STOP_LOST } stop_reason;
 
 struct reel_run {
   reel_run *prev, *next;
   reel_scheduler *sched;
   char id[32];
   int attempts;
+  reel_fence fence;   /* node and attempt: carried by every write for this run */
   int64_t created_ms;
   char workspace[4096];
   reel_child child;
@@ -74,6 +77,8 @@ struct reel_run {
 };
 
 static void try_claim(reel_scheduler *s);
+static void run_lost(reel_run *r, const char *why);
+static void arm_lease_deadline(reel_scheduler *s, uint64_t sent_at);
 
 /* ---- helpers exposed for tests ---- */
 
@@ -259,7 +264,7 @@ static void run_unlink(reel_scheduler *s, reel_run *r) {
 }
 
 static void maybe_stopped(reel_scheduler *s) {
-  if (s->stopping && s->n_running == 0 && !s->claim_in_flight && s->on_stopped) {
+  if (s->stopping && s->n_running == 0 && !s->claim_in_flight && !s->renew_in_flight && s->on_stopped) {
     void (*cb)(void *) = s->on_stopped;
     s->on_stopped = NULL;
     cb(s->on_stopped_data);
@@ -292,6 +297,7 @@ static void submit_final(reel_run *r, reel_job_op_kind kind) {
   reel_job_op_cleanup(op);
   reel_job_op_init(op, kind);
   memcpy(op->id, r->id, sizeof op->id);
+  op->fence = r->fence;
   op->cost = cost_text(r);
   op->cb = on_final_done;
   op->data = r;
@@ -406,6 +412,13 @@ static void finalize(reel_run *r) {
   uv_timer_stop(&r->timeout_timer);
   char tail[1024], msg[1400];
   error_tail(r, tail, sizeof tail);
+  if (r->stop == STOP_LOST) { /* the job is another node's now: write nothing */
+    reel_job_op_cleanup(&r->final_op);
+    reel_job_op_init(&r->final_op, REEL_JOB_OP_CANCELED);
+    r->final_op.data = r;
+    on_final_done(&r->final_op, REEL_ESTALE);
+    return;
+  }
   if (r->stop == STOP_CANCEL) {
     submit_final(r, REEL_JOB_OP_CANCELED);
     reel_jobs_run(s->jobs, &r->final_op);
@@ -491,7 +504,11 @@ static void on_final_done(reel_job_op *op, int result) {
     reel_log(REEL_LOG_INFO, "recorded the end of a job after the store recovered", "{s:s, s:i}", "job_id", r->id,
              "tries", r->final_failures + 1);
   }
-  if (result == REEL_ECONFLICT && (op->kind == REEL_JOB_OP_RETRY || op->kind == REEL_JOB_OP_FINISH ||
+  if (result == REEL_ESTALE) {
+    if (r->stop != STOP_LOST)
+      reel_log(REEL_LOG_WARN, "the job passed to another node: this run's end is not recorded", "{s:s, s:i}", "job_id",
+               r->id, "attempt", r->attempts);
+  } else if (result == REEL_ECONFLICT && (op->kind == REEL_JOB_OP_RETRY || op->kind == REEL_JOB_OP_FINISH ||
                                    op->kind == REEL_JOB_OP_FAIL)) {
     /* the job was cancelled while it ended: record the cancel */
     if (op->kind == REEL_JOB_OP_RETRY) {
@@ -518,6 +535,7 @@ static void flush_log(reel_run *r) {
   reel_job_op_cleanup(&r->log_op);
   reel_job_op_init(&r->log_op, REEL_JOB_OP_LOG);
   memcpy(r->log_op.id, r->id, sizeof r->log_op.id);
+  r->log_op.fence = r->fence;
   if (r->dropped_lines) {
     reel_buf_printf(&r->pending_log, "[reel] %d output lines were dropped because the job wrote faster than they could be stored\n",
                     r->dropped_lines);
@@ -533,8 +551,8 @@ static void flush_log(reel_run *r) {
 
 static void on_log_done(reel_job_op *op, int result) {
   reel_run *r = op->data;
-  (void)result;
   r->log_in_flight = 0;
+  if (result == REEL_ESTALE) run_lost(r, "a log write was refused: the job is no longer this run's");
   flush_log(r);
   maybe_finalize(r);
 }
@@ -546,6 +564,7 @@ static void flush_progress(reel_run *r) {
   reel_job_op_cleanup(&r->progress_op);
   reel_job_op_init(&r->progress_op, REEL_JOB_OP_PROGRESS);
   memcpy(r->progress_op.id, r->id, sizeof r->progress_op.id);
+  r->progress_op.fence = r->fence;
   r->progress_op.progress = r->next_progress;
   memcpy(r->progress_op.stage, r->next_stage, sizeof r->progress_op.stage);
   if (r->cost_dirty) r->progress_op.cost = cost_text(r);
@@ -559,8 +578,8 @@ static void flush_progress(reel_run *r) {
 
 static void on_progress_done(reel_job_op *op, int result) {
   reel_run *r = op->data;
-  (void)result;
   r->progress_in_flight = 0;
+  if (result == REEL_ESTALE) run_lost(r, "a progress write was refused: the job is no longer this run's");
   flush_progress(r);
   maybe_finalize(r);
 }
@@ -622,6 +641,17 @@ static void on_child_done(reel_child *child, int64_t exit_status, int term_signa
   maybe_finalize(r);
 }
 
+/* The job is no longer this run's (its lease lapsed or another node holds
+ * it): stop the process group and write nothing more for it. */
+static void run_lost(reel_run *r, const char *why) {
+  if (r->stop == STOP_LOST) return;
+  r->stop = STOP_LOST;
+  reel_metrics_lease_lost();
+  reel_log(REEL_LOG_WARN, "stopping a run that lost its job", "{s:s, s:i, s:s}", "job_id", r->id, "attempt",
+           r->attempts, "reason", why);
+  if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(r->sched->cfg->cancel_grace_seconds * 1000));
+}
+
 static void on_timeout(uv_timer_t *t) {
   reel_run *r = t->data;
   if (r->stop != STOP_NONE || r->child_done) return;
@@ -637,6 +667,9 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
   r->sched = s;
   memcpy(r->id, job->id, sizeof r->id);
   r->attempts = job->attempts;
+  snprintf(r->fence.node, sizeof r->fence.node, "%s", job->node);
+  r->fence.attempt = job->attempts;
+  reel_metrics_run_started();
   r->created_ms = job->created_ms;
   json_error_t jerr;
   r->cost = job->cost ? json_loads(job->cost, 0, &jerr) : NULL;
@@ -703,11 +736,13 @@ static void on_requeue_done(reel_job_op *op, int result) {
 }
 
 /* A job claimed just as the scheduler began stopping goes straight back to the queue. */
-static void requeue_unstarted(reel_scheduler *s, const char *job_id) {
+static void requeue_unstarted(reel_scheduler *s, const reel_job *job) {
   reel_job_op *back = calloc(1, sizeof *back);
-  if (!back) return; /* recovery at the next start requeues it */
+  if (!back) return; /* its lease lapses and it is rescued */
   reel_job_op_init(back, REEL_JOB_OP_RETRY);
-  memcpy(back->id, job_id, sizeof back->id);
+  memcpy(back->id, job->id, sizeof back->id);
+  snprintf(back->fence.node, sizeof back->fence.node, "%s", job->node);
+  back->fence.attempt = job->attempts;
   back->text = strdup("interrupted by a reeld shutdown; requeued");
   back->uncount_attempt = 1;
   back->cb = on_requeue_done;
@@ -720,9 +755,10 @@ static void on_claim_done(reel_job_op *op, int result) {
   reel_scheduler *s = op->data;
   s->claim_in_flight = 0;
   if (result == 0 && !s->stopping) {
+    if (!uv_is_active((uv_handle_t *)&s->lease_deadline_timer)) arm_lease_deadline(s, s->claim_sent_at);
     start_run(s, &op->job);
   } else if (result == 0) {
-    requeue_unstarted(s, op->job.id);
+    requeue_unstarted(s, &op->job);
   } else if (result != REEL_ENOTFOUND) {
     reel_log(REEL_LOG_ERROR, "claiming a job failed", "{s:s}", "error", reel_strerror(result));
   }
@@ -738,15 +774,98 @@ static void try_claim(reel_scheduler *s) {
   reel_job_op *op = calloc(1, sizeof *op);
   if (!op) return;
   reel_job_op_init(op, REEL_JOB_OP_CLAIM);
-  snprintf(op->worker_id, sizeof op->worker_id, "%s", s->worker_id);
-  op->lease_ms = (int64_t)(s->cfg->job_timeout_seconds * 1000) + 60000;
+  snprintf(op->fence.node, sizeof op->fence.node, "%s", s->node);
+  op->lease_ms = (int64_t)s->cfg->lease_seconds * 1000;
   op->cb = on_claim_done;
   op->data = s;
   s->claim_in_flight = 1;
+  s->claim_sent_at = uv_now(s->loop);
   reel_jobs_run(s->jobs, op);
 }
 
 static void on_poll(uv_timer_t *t) { try_claim(t->data); }
+
+/* ---- leases ---- */
+
+static uint64_t lease_ms(const reel_scheduler *s) { return (uint64_t)s->cfg->lease_seconds * 1000; }
+
+/* How long before its lease lapses a run stops when no renewal got through:
+ * a tenth of the lease, at most 2 s (the run must be gone before a rescue). */
+static uint64_t lease_margin_ms(const reel_scheduler *s) {
+  uint64_t m = lease_ms(s) / 10;
+  return m > 2000 ? 2000 : m;
+}
+
+static void on_lease_deadline(uv_timer_t *t) {
+  reel_scheduler *s = t->data;
+  for (reel_run *r = s->runs; r; r = r->next)
+    run_lost(r, "no lease renewal reached the job store for service.lease_seconds");
+}
+
+/* Arms the deadline by which every run stops unless a renewal lands: a lease
+ * from sent_at (uv_now when the claim or renewal that set it was sent). */
+static void arm_lease_deadline(reel_scheduler *s, uint64_t sent_at) {
+  uint64_t now = uv_now(s->loop), until = sent_at + lease_ms(s) - lease_margin_ms(s);
+  uv_timer_start(&s->lease_deadline_timer, on_lease_deadline, until > now ? until - now : 0, 0);
+}
+
+static reel_run *find_run(reel_scheduler *s, const char *job_id) {
+  for (reel_run *r = s->runs; r; r = r->next)
+    if (strcmp(r->id, job_id) == 0) return r;
+  return NULL;
+}
+
+static void on_renew_done(reel_job_op *op, int result) {
+  reel_scheduler *s = op->data;
+  s->renew_in_flight = 0;
+  if (result == 0) {
+    for (int i = 0; i < op->n_leases; i++) {
+      reel_job_lease *l = &op->leases[i];
+      reel_run *r = find_run(s, l->id);
+      if (!r || r->fence.attempt != l->attempt) continue; /* ended meanwhile */
+      if (!l->held) {
+        run_lost(r, "its lease passed to another node");
+        continue;
+      }
+      reel_metrics_lease_renewed();
+      if (l->cancel_requested && r->stop != STOP_CANCEL) reel_scheduler_cancel(s, r->id); /* a missed wake-up */
+    }
+    if (!s->stopping) arm_lease_deadline(s, s->renew_sent_at);
+  } else {
+    reel_log(REEL_LOG_WARN, "renewing job leases failed", "{s:s, s:i}", "error", reel_strerror(result), "runs",
+             op->n_leases);
+  }
+  free(s->renewing);
+  s->renewing = NULL;
+  op->leases = NULL;
+  op->n_leases = 0;
+  reel_job_op_cleanup(op);
+  maybe_stopped(s);
+}
+
+static void on_renew_tick(uv_timer_t *t) {
+  reel_scheduler *s = t->data;
+  if (s->renew_in_flight || s->n_running == 0) return;
+  s->renewing = calloc((size_t)s->n_running, sizeof *s->renewing);
+  if (!s->renewing) return;
+  int n = 0;
+  for (reel_run *r = s->runs; r && n < s->n_running; r = r->next) {
+    if (r->stop == STOP_LOST) continue;
+    memcpy(s->renewing[n].id, r->id, sizeof s->renewing[n].id);
+    s->renewing[n].attempt = r->fence.attempt;
+    n++;
+  }
+  reel_job_op_init(&s->renew_op, REEL_JOB_OP_RENEW);
+  snprintf(s->renew_op.fence.node, sizeof s->renew_op.fence.node, "%s", s->node);
+  s->renew_op.lease_ms = (int64_t)lease_ms(s);
+  s->renew_op.leases = s->renewing;
+  s->renew_op.n_leases = n;
+  s->renew_op.cb = on_renew_done;
+  s->renew_op.data = s;
+  s->renew_in_flight = 1;
+  s->renew_sent_at = uv_now(s->loop);
+  reel_jobs_run(s->jobs, &s->renew_op);
+}
 
 /* Removes what earlier runs left in work_dir (their jobs are requeued or ended). */
 static void clear_work_dir(const char *work_dir) {
@@ -763,16 +882,14 @@ static void clear_work_dir(const char *work_dir) {
 }
 
 int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
-                         const char *cli_prompt, reel_storage *storage, char *err, size_t errlen) {
+                         const char *node, const char *cli_prompt, reel_storage *storage, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->jobs = jobs;
   s->cfg = cfg;
   s->cli_prompt = cli_prompt;
   s->storage = storage;
-  char host[64] = "host";
-  gethostname(host, sizeof host - 1);
-  snprintf(s->worker_id, sizeof s->worker_id, "%.40s:%d", host, (int)getpid());
+  snprintf(s->node, sizeof s->node, "%s", node);
   /* absolute, because each job's process runs with its workspace as cwd */
   char *data_dir = realpath(cfg->data_dir, NULL);
   if (!data_dir) {
@@ -803,11 +920,19 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
   uv_timer_init(loop, &s->poll_timer);
   s->poll_timer.data = s;
   uv_timer_start(&s->poll_timer, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
+  uv_timer_init(loop, &s->renew_timer);
+  s->renew_timer.data = s;
+  uint64_t every = lease_ms(s) / 3;
+  uv_timer_start(&s->renew_timer, on_renew_tick, every, every);
+  uv_timer_init(loop, &s->lease_deadline_timer);
+  s->lease_deadline_timer.data = s;
   try_claim(s);
   return 0;
 }
 
 void reel_scheduler_poke(reel_scheduler *s) { try_claim(s); }
+
+int reel_scheduler_running(const reel_scheduler *s) { return s->n_running; }
 
 int reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
   for (reel_run *r = s->runs; r; r = r->next) {
@@ -826,6 +951,8 @@ void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void
   s->on_stopped_data = data;
   uv_timer_stop(&s->poll_timer);
   uv_close((uv_handle_t *)&s->poll_timer, NULL);
+  uv_close((uv_handle_t *)&s->renew_timer, NULL);
+  uv_close((uv_handle_t *)&s->lease_deadline_timer, NULL);
   for (reel_run *r = s->runs; r; r = r->next) {
     if (r->stop == STOP_NONE) r->stop = STOP_SHUTDOWN;
     if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(s->cfg->cancel_grace_seconds * 1000));

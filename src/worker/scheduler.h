@@ -20,13 +20,22 @@ typedef struct {
   const reel_config *cfg;
   const char *cli_prompt;    /* reeld --prompt, or NULL */
   reel_storage *storage;
-  char worker_id[64];
+  char node[64];             /* service.node_id: who claims, in the store */
   char *work_dir;            /* data_dir/work */
   char procs_dir[4200];      /* data_dir/procs: one record per running process group (run_record.h) */
   reel_run *runs;            /* running jobs */
   int n_running;
   int claim_in_flight;
-  uv_timer_t poll_timer;     /* wakes up for retries whose backoff ended */
+  uv_timer_t poll_timer;     /* wakes up for retries whose backoff ended (and in case a wake-up was missed) */
+  /* leases: every run's claim is renewed every lease_seconds/3; when no
+   * renewal succeeded for a whole lease, every run stops (another node may
+   * have the jobs by now) */
+  uv_timer_t renew_timer, lease_deadline_timer;
+  reel_job_op renew_op;
+  reel_job_lease *renewing;  /* the runs renew_op carries */
+  int renew_in_flight;
+  uint64_t renew_sent_at;    /* uv_now when the renewal in flight was sent */
+  uint64_t claim_sent_at;    /* uv_now when the claim in flight was sent */
   int stopping;
   void (*on_stopped)(void *data);
   void *on_stopped_data;
@@ -35,13 +44,15 @@ typedef struct {
 /* Starts claiming jobs. work_dir is created if missing. cli_prompt is reeld's
  * --prompt (or NULL), the middle layer of each job's effective config. */
 int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, const reel_config *cfg,
-                         const char *cli_prompt, reel_storage *storage, char *err, size_t errlen);
+                         const char *node, const char *cli_prompt, reel_storage *storage, char *err, size_t errlen);
 /* Tells the scheduler a job may be waiting (after a submit). */
 void reel_scheduler_poke(reel_scheduler *s);
 /* Stops the run of job_id if this scheduler has it; it ends as canceled (also
  * when its process had already ended and its end is waiting to be recorded).
  * Returns 0, or REEL_ENOTFOUND when this scheduler has no run of job_id. */
 int reel_scheduler_cancel(reel_scheduler *s, const char *job_id);
+/* The number of runs in progress. */
+int reel_scheduler_running(const reel_scheduler *s);
 /* Stops claiming, stops every running job (they go back to the queue without
  * using up an attempt) and calls on_stopped once all are recorded (or, for a
  * run whose end the store cannot take, after one more try: recovery at the

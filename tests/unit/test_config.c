@@ -147,6 +147,9 @@ static void test_minimal_file_has_every_default(void) {
   CHECK(c.docs_dir == NULL);
   CHECK_STR(c.database_backend, "sqlite");
   CHECK_STR(c.database_path, "./var/reel.db");
+  CHECK_INT(c.lease_seconds, 30);
+  CHECK_INT(c.retention_days, 30);
+  CHECK(c.node_id == NULL);
   CHECK_STR(c.storage_backend, "local");
   CHECK_STR(c.storage_prefix, "reel");
   CHECK_STR(c.storage_path, "./var/artifacts");
@@ -189,8 +192,12 @@ static void test_every_service_key_can_be_set(void) {
       "  keep_failed_workspaces: yes\n"
       "  log_level: debug\n"
       "  docs_dir: @/docs\n"
+      "  node_id: api-1\n"
+      "  lease_seconds: 9\n"
+      "  retention_days: 0\n"
       "  database:\n"
-      "    backend: sqlite\n"
+      "    backend: postgres\n"
+      "    url: postgresql://reel@db.internal/reel\n"
       "    path: /tmp/jobs.db\n"
       "  storage:\n"
       "    backend: local\n"
@@ -228,6 +235,11 @@ static void test_every_service_key_can_be_set(void) {
   CHECK_STR(c.log_level, "debug");
   CHECK_STR(c.docs_dir, with_fixtures("@/docs"));
   CHECK_STR(c.database_path, "/tmp/jobs.db");
+  CHECK_STR(c.database_backend, "postgres");
+  CHECK_STR(c.database_url, "postgresql://reel@db.internal/reel");
+  CHECK_STR(c.node_id, "api-1");
+  CHECK_INT(c.lease_seconds, 9);
+  CHECK_INT(c.retention_days, 0);
   CHECK_STR(c.storage_prefix, "");
   CHECK_STR(c.storage_path, "/tmp/blobs");
   CHECK_INT(json_object_size(c.pipeline), 0); /* no pipeline: section is an empty one */
@@ -340,7 +352,7 @@ static void test_error_lines_and_keys(void) {
   EXPECT_ERROR("service:\n  auth:\n    tokens: [x]\n    users: [y]\n",
                "reel.yaml:4: service.auth.users: unknown key (known keys: tokens)");
   EXPECT_ERROR(AUTH "  database:\n    engine: sqlite\n",
-               "reel.yaml:5: service.database.engine: unknown key (known keys: backend, path)");
+               "reel.yaml:5: service.database.engine: unknown key (known keys: backend, path, url, password_file)");
   EXPECT_ERROR(AUTH "workers: 3\n",
                "reel.yaml:4: workers: unknown key (did you mean service.workers? reel's own settings go under service:)");
   EXPECT_ERROR(AUTH "prompt: a cat\n",
@@ -431,9 +443,16 @@ static void test_tokens_required(void) {
 
 static void test_backends(void) {
   EXPECT_ERROR(AUTH "  database:\n    backend: postgres\n",
-               "reel.yaml:5: service.database.backend: postgres is not yet supported (use sqlite)");
+               "reel.yaml:5: service.database.url: required when service.database.backend is postgres (a libpq URI "
+               "such as postgresql://reel@db.internal/reel)");
   EXPECT_ERROR(AUTH "  database:\n    backend: mysql\n",
-               "reel.yaml:5: service.database.backend: expected sqlite, got \"mysql\"");
+               "reel.yaml:5: service.database.backend: expected sqlite or postgres, got \"mysql\"");
+  EXPECT_ERROR(AUTH "  mode: worker\n",
+               "reel.yaml:4: service.mode: worker needs a job store shared by several processes: set "
+               "service.database.backend to postgres (SQLite serves one process only; use mode both)");
+  EXPECT_ERROR(AUTH "  node_id: ''\n", "reel.yaml:4: service.node_id: must not be empty (remove the key to use the default)");
+  EXPECT_ERROR(AUTH "  lease_seconds: 1\n",
+               "reel.yaml:4: service.lease_seconds: expected an integer from 2 to 3600, got \"1\"");
   EXPECT_ERROR(AUTH "  storage:\n    backend: azure\n",
                "reel.yaml:5: service.storage.backend: expected local, s3 or gcs, got \"azure\"");
   EXPECT_ERROR(AUTH "  storage:\n    backend: gcs\n",

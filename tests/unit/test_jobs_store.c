@@ -107,16 +107,19 @@ int main(void) {
   /* claim takes the oldest; progress; finish; terminal is final */
   reel_job_op_cleanup(&s.op);
   reel_job_op_init(&s.op, REEL_JOB_OP_CLAIM);
-  snprintf(s.op.worker_id, sizeof s.op.worker_id, "test");
+  snprintf(s.op.fence.node, sizeof s.op.fence.node, "test");
   s.op.lease_ms = 1000;
   CHECK_INT(run(&s), 0);
   CHECK_STR(s.op.job.id, a);
   CHECK_INT(s.op.job.status, REEL_JOB_STARTED);
   CHECK_INT(s.op.job.attempts, 1);
   CHECK(s.op.job.started_ms > 0);
+  reel_fence fence = s.op.fence;
+  CHECK_INT(fence.attempt, 1);
   reel_job_op_cleanup(&s.op);
   reel_job_op_init(&s.op, REEL_JOB_OP_PROGRESS);
   snprintf(s.op.id, sizeof s.op.id, "%s", a);
+  s.op.fence = fence;
   s.op.progress = 40;
   snprintf(s.op.stage, sizeof s.op.stage, "keyframes");
   CHECK_INT(run(&s), 0);
@@ -127,6 +130,7 @@ int main(void) {
     reel_job_op_cleanup(&s.op);
     reel_job_op_init(&s.op, REEL_JOB_OP_LOG);
     snprintf(s.op.id, sizeof s.op.id, "%s", a);
+    s.op.fence = fence;
     char line[32];
     snprintf(line, sizeof line, "line %d", i);
     s.op.text = strdup(line);
@@ -151,6 +155,7 @@ int main(void) {
   reel_job_op_cleanup(&s.op);
   reel_job_op_init(&s.op, REEL_JOB_OP_FINISH);
   snprintf(s.op.id, sizeof s.op.id, "%s", a);
+  s.op.fence = fence;
   s.op.artifact_key = strdup("reel/2026-11/x/final_video.mp4");
   s.op.artifact_uri = strdup("file:///reel/2026-11/x/final_video.mp4");
   CHECK_INT(run(&s), 0);
@@ -177,7 +182,8 @@ int main(void) {
 
   open_store(path, 3); /* persistence across reopen */
   reel_job_op_cleanup(&s.op);
-  reel_job_op_init(&s.op, REEL_JOB_OP_RECOVER);
+  reel_job_op_init(&s.op, REEL_JOB_OP_RESCUE);
+  s.op.all = 1;
   s.op.max_attempts = 2;
   CHECK_INT(run(&s), 0);
   CHECK_INT(s.op.requeued, 1);
@@ -192,13 +198,14 @@ int main(void) {
   CHECK_INT(run(&s), 0);
   CHECK_INT(s.op.job.attempts, 2);
   reel_job_op_cleanup(&s.op);
-  reel_job_op_init(&s.op, REEL_JOB_OP_RECOVER);
+  reel_job_op_init(&s.op, REEL_JOB_OP_RESCUE);
+  s.op.all = 1;
   s.op.max_attempts = 2;
   CHECK_INT(run(&s), 0);
   CHECK_INT(s.op.failed, 1);
   CHECK_INT(simple(REEL_JOB_OP_GET, b, &s), 0);
   CHECK_INT(s.op.job.status, REEL_JOB_FAILED);
-  CHECK(s.op.job.error && strstr(s.op.job.error, "stopped unexpectedly"));
+  CHECK(s.op.job.error && strstr(s.op.job.error, "stopped or lost its lease"));
 
   /* retry with backoff: queued again but not claimable before run_after */
   char e[32];
@@ -206,10 +213,13 @@ int main(void) {
   reel_job_op_cleanup(&s.op);
   reel_job_op_init(&s.op, REEL_JOB_OP_CLAIM);
   s.op.lease_ms = 1000;
+  snprintf(s.op.fence.node, sizeof s.op.fence.node, "test");
   CHECK_INT(run(&s), 0);
+  fence = s.op.fence;
   reel_job_op_cleanup(&s.op);
   reel_job_op_init(&s.op, REEL_JOB_OP_RETRY);
   snprintf(s.op.id, sizeof s.op.id, "%s", e);
+  s.op.fence = fence;
   s.op.delay_ms = 60000;
   s.op.text = strdup("transient");
   CHECK_INT(run(&s), 0);
