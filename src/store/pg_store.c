@@ -1,15 +1,717 @@
-/* placeholder while the PostgreSQL backend is written */
+/* The shared job store: PostgreSQL through libpq (loaded at run time,
+ * pq_api.h). Several reeld nodes use one database: claims and rescues lock
+ * the rows they take and skip rows others hold (FOR UPDATE SKIP LOCKED), a
+ * job read for a change is locked until the batch commits, and every write
+ * is a compare-and-set on the row's version. Wake-ups for other nodes are
+ * NOTIFYs queued during the batch and sent just before its COMMIT (so they
+ * are delivered exactly when the change is visible, and a rolled-back call
+ * sends none). Each batch is one transaction with synchronous_commit on: a
+ * commit that returned is durable. The connection is re-established by
+ * itself at the next batch after it drops. Migrations run under an advisory
+ * lock, so many nodes starting at once migrate once. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "common/error.h"
+#include "common/log.h"
+#include "store/pq_api.h"
 #include "store/store.h"
-#include "store/pg_listen.h"
+
+/* Numbered schema migrations; reel_schema_version holds one row per applied one. */
+static const char *const migrations[] = {
+    /* 1: jobs, their logs, the readiness probe's row */
+    "CREATE TABLE jobs ("
+    "  seq BIGSERIAL PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  version BIGINT NOT NULL DEFAULT 1,"
+    "  status SMALLINT NOT NULL,"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  progress INTEGER NOT NULL DEFAULT 0,"
+    "  stage TEXT NOT NULL DEFAULT '',"
+    "  prompt TEXT NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  started_ms BIGINT NOT NULL DEFAULT 0,"
+    "  finished_ms BIGINT NOT NULL DEFAULT 0,"
+    "  updated_ms BIGINT NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  run_after_ms BIGINT NOT NULL DEFAULT 0,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  artifact_key TEXT, artifact_uri TEXT, gcs_uri TEXT, error TEXT, failure_reason TEXT,"
+    "  node TEXT NOT NULL DEFAULT '',"
+    "  lease_expires_ms BIGINT NOT NULL DEFAULT 0,"
+    "  cost TEXT);"
+    "CREATE INDEX jobs_by_status ON jobs(status, seq);"
+    "CREATE INDEX jobs_runnable ON jobs(priority DESC, run_after_ms, seq) WHERE status = 0;"
+    "CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE status IN (1, 2);"
+    "CREATE INDEX jobs_finished ON jobs(finished_ms) WHERE status >= 3;"
+    "CREATE TABLE job_logs ("
+    "  job_id TEXT NOT NULL,"
+    "  line_no BIGINT NOT NULL,"
+    "  line TEXT NOT NULL,"
+    "  PRIMARY KEY (job_id, line_no));"
+    "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL);",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
+/* pg_advisory_lock key of the migrations: "reel" */
+#define MIGRATION_LOCK_KEY "1919247724"
+
+#define JOB_COLUMNS                                                                           \
+  "seq, id, status, progress, stage, prompt, created_ms, started_ms, finished_ms, updated_ms, " \
+  "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
+  "failure_reason, node, lease_expires_ms, cost, version, priority"
+
+enum {
+  STMT_INSERT, STMT_GET, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
+  STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
+  STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_NOTIFY, STMT_CLOCK, STMT_COUNT_
+};
+
+static const char *const statement_sql[STMT_COUNT_] = {
+    [STMT_INSERT] = "INSERT INTO jobs (id, status, progress, stage, prompt, created_ms, updated_ms, run_after_ms, "
+                    "priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    [STMT_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1 FOR UPDATE",
+    [STMT_WRITE] = "UPDATE jobs SET status = $2, progress = $3, stage = $4, started_ms = $5, finished_ms = $6, "
+                   "updated_ms = $7, attempts = $8, run_after_ms = $9, cancel_requested = $10, artifact_key = $11, "
+                   "artifact_uri = $12, gcs_uri = $13, error = $14, failure_reason = $15, node = $16, "
+                   "lease_expires_ms = $17, cost = $18, priority = $20, version = version + 1 "
+                   "WHERE id = $1 AND version = $19",
+    [STMT_EXISTS] = "SELECT 1 FROM jobs WHERE id = $1",
+    [STMT_LIST_ANY] = "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+    [STMT_LIST_STATUS] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2",
+    [STMT_COUNT] = "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+    [STMT_COUNT_QUEUED] = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 0 LIMIT $1) AS q",
+    [STMT_NEXT_RUNNABLE] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status = 0 AND run_after_ms <= $1 "
+                           "ORDER BY priority DESC, run_after_ms, seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+    [STMT_RENEW] = "UPDATE jobs SET lease_expires_ms = $4 WHERE id = $1 AND node = $2 AND attempts = $3 "
+                   "AND status IN (1, 2) RETURNING cancel_requested",
+    [STMT_EXPIRED] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status IN (1, 2) AND lease_expires_ms < $1 "
+                     "ORDER BY lease_expires_ms, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
+    [STMT_DELETE_FINISHED] = "WITH doomed AS (SELECT id FROM jobs WHERE status >= 3 AND finished_ms < $1 "
+                             "ORDER BY finished_ms LIMIT $2 FOR UPDATE SKIP LOCKED), "
+                             "logs AS (DELETE FROM job_logs WHERE job_id IN (SELECT id FROM doomed)) "
+                             "DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)",
+    [STMT_LOG_INSERT] = "INSERT INTO job_logs (job_id, line_no, line) SELECT $1, COALESCE(MAX(line_no), 0) + 1, $2 "
+                        "FROM job_logs WHERE job_id = $1 RETURNING line_no",
+    [STMT_LOG_TRIM] = "DELETE FROM job_logs WHERE job_id = $1 AND line_no <= $2",
+    [STMT_LOG_TAIL] = "SELECT line FROM (SELECT line_no, line FROM job_logs WHERE job_id = $1 "
+                      "ORDER BY line_no DESC LIMIT $2) AS t ORDER BY line_no",
+    [STMT_PING] = "SELECT 1",
+    [STMT_PROBE] = "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) "
+                   "ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+    [STMT_NOTIFY] = "SELECT pg_notify($1, $2)",
+    [STMT_CLOCK] = "SELECT (EXTRACT(EPOCH FROM now()) * 1000)::int8",
+};
+
+#define MAX_NOTIFY 64
+
+typedef struct {
+  char channel[24];
+  char payload[40];
+} pending_notify;
+
+typedef struct {
+  reel_store base;
+  const reel_pq_api *pq;
+  PGconn *conn;
+  int prepared;          /* the statements exist on this session */
+  int64_t tx_clock_ms;   /* the store clock of the open transaction, 0 until read */
+  pending_notify notify[MAX_NOTIFY];
+  int n_notify, notify_mark, notify_overflow;
+  reel_store_fault fault; /* of the latest failure */
+  char fault_msg[320];
+} pg_store;
+
+/* ---- errors ---- */
+
+/* Records why the latest statement failed. */
+static void note_failure(pg_store *s, PGresult *res) {
+  const char *state = res ? s->pq->resultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *message = res ? s->pq->resultErrorMessage(res) : NULL;
+  if (!message || !*message) message = s->pq->errorMessage(s->conn);
+  reel_store_fault fault = REEL_STORE_FAULT_OTHER;
+  const char *kind = "store error";
+  if (s->pq->status(s->conn) != CONNECTION_OK || (state && (strncmp(state, "08", 2) == 0 ||
+                                                          strncmp(state, "57P", 3) == 0))) {
+    fault = REEL_STORE_FAULT_DOWN;
+    kind = "database unreachable";
+  } else if (state && strcmp(state, "53100") == 0) {
+    fault = REEL_STORE_FAULT_FULL;
+    kind = "disk full";
+  } else if (state && strncmp(state, "58", 2) == 0) {
+    fault = REEL_STORE_FAULT_IO;
+    kind = "I/O error";
+  }
+  s->fault = fault;
+  snprintf(s->fault_msg, sizeof s->fault_msg, "%s (PostgreSQL%s%s): %.*s", kind, state ? " " : "", state ? state : "",
+           (int)strcspn(message ? message : "", "\n"), message ? message : "");
+}
+
+static int is_state(pg_store *s, PGresult *res, const char *state) {
+  const char *got = res ? s->pq->resultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  return got && strcmp(got, state) == 0;
+}
+
+/* ---- statements ---- */
+
+static int prepare_all(pg_store *s) {
+  for (int i = 0; i < STMT_COUNT_; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "reel%d", i);
+    PGresult *res = s->pq->prepare(s->conn, name, statement_sql[i], 0, NULL);
+    int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok) note_failure(s, res);
+    s->pq->clear(res);
+    if (!ok) return REEL_ESTORE;
+  }
+  s->prepared = 1;
+  return 0;
+}
+
+/* Runs a prepared statement; returns its result (check it) or NULL. */
+static PGresult *run(pg_store *s, int which, int n, const char *const *values) {
+  char name[16];
+  snprintf(name, sizeof name, "reel%d", which);
+  return s->pq->execPrepared(s->conn, name, n, values, NULL, NULL, 0);
+}
+
+/* Runs a statement that returns no rows (or whose rows are not needed). */
+static int run_command(pg_store *s, int which, int n, const char *const *values) {
+  PGresult *res = run(s, which, n, values);
+  ExecStatusType st = res ? s->pq->resultStatus(res) : PGRES_FATAL_ERROR;
+  int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  if (!ok) note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+static int simple(pg_store *s, const char *sql) {
+  PGresult *res = s->pq->exec(s->conn, sql);
+  int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK;
+  if (!ok) note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+/* Text forms of integer parameters. */
+typedef struct {
+  char text[16][24];
+  int used;
+} numbers;
+
+static const char *num(numbers *n, int64_t v) {
+  char *out = n->text[n->used++ & 15]; /* no statement has more than 16 numbers */
+  snprintf(out, sizeof n->text[0], "%" PRId64, v);
+  return out;
+}
+
+static int64_t get_int(pg_store *s, PGresult *res, int row, int column) {
+  const char *v = s->pq->getvalue(res, row, column);
+  return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static char *get_dup(pg_store *s, PGresult *res, int row, int column) {
+  if (s->pq->getisnull(res, row, column)) return NULL;
+  return strdup(s->pq->getvalue(res, row, column));
+}
+
+static void get_copy(pg_store *s, PGresult *res, int row, int column, char *dst, size_t n) {
+  const char *v = s->pq->getisnull(res, row, column) ? "" : s->pq->getvalue(res, row, column);
+  snprintf(dst, n, "%s", v);
+}
+
+static void read_job(pg_store *s, PGresult *res, int row, reel_job *j) {
+  memset(j, 0, sizeof *j);
+  j->seq = get_int(s, res, row, 0);
+  get_copy(s, res, row, 1, j->id, sizeof j->id);
+  j->status = (reel_job_status)get_int(s, res, row, 2);
+  j->progress = (int)get_int(s, res, row, 3);
+  get_copy(s, res, row, 4, j->stage, sizeof j->stage);
+  j->prompt = get_dup(s, res, row, 5);
+  j->created_ms = get_int(s, res, row, 6);
+  j->started_ms = get_int(s, res, row, 7);
+  j->finished_ms = get_int(s, res, row, 8);
+  j->updated_ms = get_int(s, res, row, 9);
+  j->attempts = (int)get_int(s, res, row, 10);
+  j->run_after_ms = get_int(s, res, row, 11);
+  j->cancel_requested = (int)get_int(s, res, row, 12);
+  j->artifact_key = get_dup(s, res, row, 13);
+  j->artifact_uri = get_dup(s, res, row, 14);
+  j->gcs_uri = get_dup(s, res, row, 15);
+  j->error = get_dup(s, res, row, 16);
+  j->failure_reason = get_dup(s, res, row, 17);
+  get_copy(s, res, row, 18, j->node, sizeof j->node);
+  j->lease_expires_ms = get_int(s, res, row, 19);
+  j->cost = get_dup(s, res, row, 20);
+  j->version = get_int(s, res, row, 21);
+  j->priority = (int)get_int(s, res, row, 22);
+}
+
+/* Runs a query of job rows into out[0..*count). */
+static int query_jobs(pg_store *s, int which, int n, const char *const *values, int limit, reel_job *out, int *count) {
+  *count = 0;
+  PGresult *res = run(s, which, n, values);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int rows = s->pq->ntuples(res);
+  for (int i = 0; i < rows && i < limit; i++) read_job(s, res, i, &out[(*count)++]);
+  s->pq->clear(res);
+  return 0;
+}
+
+/* ---- the session ---- */
+
+/* Makes the connection usable: re-established if it dropped, with the
+ * session settings and prepared statements it needs. */
+static int ensure_session(pg_store *s) {
+  if (s->pq->status(s->conn) != CONNECTION_OK) {
+    s->prepared = 0;
+    s->pq->reset(s->conn);
+    if (s->pq->status(s->conn) != CONNECTION_OK) {
+      note_failure(s, NULL);
+      return REEL_ESTORE;
+    }
+    reel_log(REEL_LOG_INFO, "reconnected to PostgreSQL", NULL);
+  }
+  if (s->prepared) return 0;
+  if (simple(s, "SET synchronous_commit = on") != 0) return REEL_ESTORE;
+  return prepare_all(s);
+}
+
+static int p_begin(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  s->tx_clock_ms = 0;
+  s->n_notify = s->notify_mark = s->notify_overflow = 0;
+  if (ensure_session(s) != 0) return REEL_ESTORE;
+  return simple(s, "BEGIN");
+}
+
+static int send_notifications(pg_store *s) {
+  for (int i = 0; i < s->n_notify; i++) {
+    const char *v[2] = {s->notify[i].channel, s->notify[i].payload};
+    if (run_command(s, STMT_NOTIFY, 2, v) != 0) return REEL_ESTORE;
+  }
+  if (s->notify_overflow) { /* too many distinct ones to carry: a general wake-up instead */
+    const char *v[2] = {REEL_STORE_CHANNEL_JOBS, ""};
+    if (run_command(s, STMT_NOTIFY, 2, v) != 0) return REEL_ESTORE;
+  }
+  return 0;
+}
+
+static int p_commit(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  if (s->pq->transactionStatus(s->conn) != PQTRANS_INTRANS) {
+    snprintf(s->fault_msg, sizeof s->fault_msg, "store error: the transaction failed before its commit");
+    s->fault = s->pq->status(s->conn) == CONNECTION_OK ? REEL_STORE_FAULT_OTHER : REEL_STORE_FAULT_DOWN;
+    return REEL_ESTORE;
+  }
+  if (send_notifications(s) != 0) return REEL_ESTORE;
+  PGresult *res = s->pq->exec(s->conn, "COMMIT");
+  /* a COMMIT of a failed transaction "succeeds" as ROLLBACK */
+  int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK && strcmp(s->pq->cmdStatus(res), "COMMIT") == 0;
+  if (!ok) note_failure(s, res);
+  s->pq->clear(res);
+  s->n_notify = 0;
+  return ok ? 0 : REEL_ESTORE;
+}
+
+static int p_rollback(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  s->n_notify = 0;
+  if (s->pq->status(s->conn) != CONNECTION_OK) return 0; /* nothing to roll back on a dead session */
+  PGresult *res = s->pq->exec(s->conn, "ROLLBACK");
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_savepoint(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  s->notify_mark = s->n_notify;
+  return simple(s, "SAVEPOINT call");
+}
+
+static int p_release(reel_store *base) { return simple((pg_store *)base, "RELEASE SAVEPOINT call"); }
+
+static int p_rollback_to(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  s->n_notify = s->notify_mark; /* the rolled-back call's notifications go too */
+  return simple(s, "ROLLBACK TO SAVEPOINT call");
+}
+
+static int64_t p_clock_ms(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  if (s->tx_clock_ms) return s->tx_clock_ms;
+  PGresult *res = run(s, STMT_CLOCK, 0, NULL);
+  if (res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1) s->tx_clock_ms = get_int(s, res, 0, 0);
+  else note_failure(s, res);
+  s->pq->clear(res);
+  return s->tx_clock_ms;
+}
+
+/* ---- jobs ---- */
+
+static int p_insert_job(reel_store *base, reel_job *job) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[9] = {job->id, num(&n, job->status), num(&n, job->progress), job->stage,
+                      job->prompt ? job->prompt : "", num(&n, job->created_ms), num(&n, job->updated_ms),
+                      num(&n, job->run_after_ms), num(&n, job->priority)};
+  PGresult *res = run(s, STMT_INSERT, 9, v);
+  if (res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1) {
+    job->seq = get_int(s, res, 0, 0);
+    job->version = 1;
+    s->pq->clear(res);
+    return 0;
+  }
+  int conflict = is_state(s, res, "23505");
+  note_failure(s, res);
+  s->pq->clear(res);
+  return conflict ? REEL_ECONFLICT : REEL_ESTORE;
+}
+
+static int p_get_job(reel_store *base, const char *id, reel_job *out) {
+  pg_store *s = (pg_store *)base;
+  const char *v[1] = {id};
+  int count = 0;
+  int rc = query_jobs(s, STMT_GET, 1, v, 1, out, &count);
+  if (rc) return rc;
+  return count == 1 ? 0 : REEL_ENOTFOUND;
+}
+
+static int p_write_job(reel_store *base, reel_job *j) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0}, more = {0};
+  const char *v[20] = {j->id,
+                       num(&n, j->status),
+                       num(&n, j->progress),
+                       j->stage,
+                       num(&n, j->started_ms),
+                       num(&n, j->finished_ms),
+                       num(&n, j->updated_ms),
+                       num(&n, j->attempts),
+                       num(&n, j->run_after_ms),
+                       num(&more, j->cancel_requested),
+                       j->artifact_key,
+                       j->artifact_uri,
+                       j->gcs_uri,
+                       j->error,
+                       j->failure_reason,
+                       j->node,
+                       num(&more, j->lease_expires_ms),
+                       j->cost,
+                       num(&more, j->version),
+                       num(&more, j->priority)};
+  PGresult *res = run(s, STMT_WRITE, 20, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int changed = strcmp(s->pq->cmdTuples(res), "1") == 0;
+  s->pq->clear(res);
+  if (changed) {
+    j->version++;
+    return 0;
+  }
+  /* nothing matched: the row is gone, or it moved on since it was read */
+  const char *id[1] = {j->id};
+  res = run(s, STMT_EXISTS, 1, id);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int exists = s->pq->ntuples(res) == 1;
+  s->pq->clear(res);
+  return exists ? REEL_ESTALE : REEL_ENOTFOUND;
+}
+
+static int p_list_jobs(reel_store *base, int status, int64_t before_seq, int limit, reel_job *out, int *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[3] = {num(&n, before_seq > 0 ? before_seq : INT64_MAX), num(&n, limit), num(&n, status)};
+  return query_jobs(s, status < 0 ? STMT_LIST_ANY : STMT_LIST_STATUS, status < 0 ? 2 : 3, v, limit, out, count);
+}
+
+static int p_count_by_status(reel_store *base, int64_t counts[REEL_JOB_STATUS_COUNT]) {
+  pg_store *s = (pg_store *)base;
+  for (int i = 0; i < REEL_JOB_STATUS_COUNT; i++) counts[i] = 0;
+  PGresult *res = run(s, STMT_COUNT, 0, NULL);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  for (int i = 0; i < s->pq->ntuples(res); i++) {
+    int64_t status = get_int(s, res, i, 0);
+    if (status >= 0 && status < REEL_JOB_STATUS_COUNT) counts[status] = get_int(s, res, i, 1);
+  }
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_count_queued(reel_store *base, int64_t limit, int64_t *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[1] = {num(&n, limit)};
+  PGresult *res = run(s, STMT_COUNT_QUEUED, 1, v);
+  int ok = res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1;
+  if (ok) *count = get_int(s, res, 0, 0);
+  else note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+static int p_next_runnable(reel_store *base, int64_t now_ms, reel_job *out) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[1] = {num(&n, now_ms)};
+  int count = 0;
+  int rc = query_jobs(s, STMT_NEXT_RUNNABLE, 1, v, 1, out, &count);
+  if (rc) return rc;
+  return count == 1 ? 0 : REEL_ENOTFOUND;
+}
+
+static int p_renew_lease(reel_store *base, const char *job_id, const reel_fence *fence, int64_t lease_expires_ms,
+                         int *held, int *cancel_requested) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[4] = {job_id, fence->node, num(&n, fence->attempt), num(&n, lease_expires_ms)};
+  PGresult *res = run(s, STMT_RENEW, 4, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *held = s->pq->ntuples(res) == 1;
+  *cancel_requested = *held ? (int)get_int(s, res, 0, 0) : 0;
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_expired_leases(reel_store *base, int64_t now_ms, int limit, reel_job *out, int *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[2] = {num(&n, now_ms), num(&n, limit)};
+  return query_jobs(s, STMT_EXPIRED, 2, v, limit, out, count);
+}
+
+static int p_delete_finished(reel_store *base, int64_t before_ms, int limit, int *deleted) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[2] = {num(&n, before_ms), num(&n, limit)};
+  *deleted = 0;
+  PGresult *res = run(s, STMT_DELETE_FINISHED, 2, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *deleted = atoi(s->pq->cmdTuples(res));
+  s->pq->clear(res);
+  return 0;
+}
+
+/* ---- logs ---- */
+
+static int p_append_log(reel_store *base, const char *job_id, const char *line, size_t max_lines) {
+  pg_store *s = (pg_store *)base;
+  const char *v[2] = {job_id, line};
+  PGresult *res = run(s, STMT_LOG_INSERT, 2, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK || s->pq->ntuples(res) != 1) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int64_t line_no = get_int(s, res, 0, 0);
+  s->pq->clear(res);
+  if ((int64_t)max_lines > 0 && line_no > (int64_t)max_lines) {
+    numbers n = {0};
+    const char *t[2] = {job_id, num(&n, line_no - (int64_t)max_lines)};
+    return run_command(s, STMT_LOG_TRIM, 2, t);
+  }
+  return 0;
+}
+
+static int p_tail_logs(reel_store *base, const char *job_id, int count, json_t *lines) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[2] = {job_id, num(&n, count)};
+  PGresult *res = run(s, STMT_LOG_TAIL, 2, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  for (int i = 0; i < s->pq->ntuples(res); i++) json_array_append_new(lines, json_string(s->pq->getvalue(res, i, 0)));
+  s->pq->clear(res);
+  return 0;
+}
+
+/* ---- wake-ups, health ---- */
+
+static int p_notify(reel_store *base, const char *channel, const char *payload) {
+  pg_store *s = (pg_store *)base;
+  for (int i = 0; i < s->n_notify; i++) /* PostgreSQL folds duplicates anyway: send each once */
+    if (strcmp(s->notify[i].channel, channel) == 0 && strcmp(s->notify[i].payload, payload) == 0) return 0;
+  if (s->n_notify == MAX_NOTIFY || strlen(channel) >= sizeof s->notify[0].channel ||
+      strlen(payload) >= sizeof s->notify[0].payload) {
+    s->notify_overflow = 1;
+    return 0;
+  }
+  snprintf(s->notify[s->n_notify].channel, sizeof s->notify[0].channel, "%s", channel);
+  snprintf(s->notify[s->n_notify].payload, sizeof s->notify[0].payload, "%s", payload);
+  s->n_notify++;
+  return 0;
+}
+
+static int p_ping(reel_store *base) { return run_command((pg_store *)base, STMT_PING, 0, NULL); }
+
+static int p_probe(reel_store *base, int64_t now_ms) {
+  numbers n = {0};
+  const char *v[1] = {num(&n, now_ms)};
+  return run_command((pg_store *)base, STMT_PROBE, 1, v);
+}
+
+static reel_store_fault p_last_fault(reel_store *base, char *msg, size_t msglen) {
+  pg_store *s = (pg_store *)base;
+  snprintf(msg, msglen, "%s", s->fault_msg[0] ? s->fault_msg : "store error");
+  return s->fault;
+}
+
+static void p_close(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  if (s->conn) s->pq->finish(s->conn);
+  free(s);
+}
+
+static const reel_store_ops pg_ops = {
+    .name = "postgres",
+    .exclusive = 0,
+    .begin = p_begin,
+    .commit = p_commit,
+    .rollback = p_rollback,
+    .savepoint = p_savepoint,
+    .release_savepoint = p_release,
+    .rollback_savepoint = p_rollback_to,
+    .clock_ms = p_clock_ms,
+    .insert_job = p_insert_job,
+    .get_job = p_get_job,
+    .write_job = p_write_job,
+    .list_jobs = p_list_jobs,
+    .count_by_status = p_count_by_status,
+    .count_queued = p_count_queued,
+    .next_runnable = p_next_runnable,
+    .renew_lease = p_renew_lease,
+    .expired_leases = p_expired_leases,
+    .delete_finished = p_delete_finished,
+    .append_log = p_append_log,
+    .tail_logs = p_tail_logs,
+    .notify = p_notify,
+    .ping = p_ping,
+    .probe = p_probe,
+    .verify = NULL,
+    .last_fault = p_last_fault,
+    .close = p_close,
+};
+
+/* ---- migrations ---- */
+
+static int schema_version(pg_store *s, int *version) {
+  PGresult *res = s->pq->exec(s->conn, "SELECT COALESCE(MAX(version), 0) FROM reel_schema_version");
+  int ok = res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1;
+  if (ok) *version = (int)get_int(s, res, 0, 0);
+  else note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+/* Brings the schema up to date (when allowed) under the migration lock. */
+static int migrate(pg_store *s, int apply, const char *node, char *err, size_t errlen) {
+  PGresult *res = s->pq->exec(s->conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")");
+  int locked = res && s->pq->resultStatus(res) == PGRES_TUPLES_OK;
+  if (!locked) note_failure(s, res);
+  s->pq->clear(res);
+  if (!locked) goto fail;
+  if (simple(s, "CREATE TABLE IF NOT EXISTS reel_schema_version (version INTEGER PRIMARY KEY, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT NOT NULL DEFAULT '')") != 0) {
+    res = s->pq->exec(s->conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")");
+    s->pq->clear(res);
+    goto fail;
+  }
+  int version = 0, rc = schema_version(s, &version);
+  if (rc == 0 && version > N_MIGRATIONS) {
+    snprintf(err, errlen, "the database schema is at version %d, newer than this reeld knows (%d): upgrade reeld",
+             version, N_MIGRATIONS);
+    rc = REEL_ECONFIG;
+  } else if (rc == 0 && version < N_MIGRATIONS && !apply) {
+    snprintf(err, errlen, "the database schema is at version %d, older than this reeld needs (%d): run reeld migrate",
+             version, N_MIGRATIONS);
+    rc = REEL_ECONFIG;
+  }
+  for (int v = version; rc == 0 && v < N_MIGRATIONS; v++) {
+    char record[160];
+    snprintf(record, sizeof record, "INSERT INTO reel_schema_version (version, applied_by) VALUES (%d, $$%.60s$$)", v + 1,
+             strstr(node, "$$") ? "?" : node);
+    if (simple(s, "BEGIN") != 0 || simple(s, migrations[v]) != 0 || simple(s, record) != 0 || simple(s, "COMMIT") != 0) {
+      snprintf(err, errlen, "database migration %d failed: %s", v + 1, s->fault_msg);
+      p_rollback(&s->base);
+      rc = REEL_ESTORE;
+      break;
+    }
+    reel_log(REEL_LOG_INFO, "applied database migration", "{s:i, s:i}", "version", v + 1, "of", N_MIGRATIONS);
+  }
+  res = s->pq->exec(s->conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")");
+  s->pq->clear(res);
+  return rc;
+fail:
+  snprintf(err, errlen, "cannot check the database schema: %s", s->fault_msg);
+  return REEL_ESTORE;
+}
+
 int reel_store_open_postgres(const reel_store_pg_settings *settings, reel_store **out, char *err, size_t errlen) {
-  (void)settings; (void)out; snprintf(err, errlen, "postgres: not built yet"); return REEL_EUNSUPPORTED;
+  const reel_pq_api *pq = reel_pq_load(err, errlen);
+  if (!pq) return REEL_EUNSUPPORTED;
+  pg_store *s = calloc(1, sizeof *s);
+  if (!s) return REEL_ENOMEM;
+  s->base.ops = &pg_ops;
+  s->pq = pq;
+  s->conn = reel_pq_connect(pq, settings->url, settings->password, settings->application_name);
+  if (!s->conn || pq->status(s->conn) != CONNECTION_OK) {
+    const char *why = s->conn ? pq->errorMessage(s->conn) : "out of memory";
+    snprintf(err, errlen, "cannot connect to PostgreSQL (service.database.url): %.*s", (int)strcspn(why, "\n"), why);
+    p_close(&s->base);
+    return REEL_ESTORE;
+  }
+  int rc = migrate(s, settings->migrate, settings->application_name ? settings->application_name : "", err, errlen);
+  if (rc != 0) {
+    p_close(&s->base);
+    return rc;
+  }
+  if (ensure_session(s) != 0) { /* the statements name the tables: prepared once they exist */
+    snprintf(err, errlen, "cannot prepare the job store's statements: %s", s->fault_msg);
+    p_close(&s->base);
+    return REEL_ESTORE;
+  }
+  *out = &s->base;
+  return 0;
 }
-char *reel_store_pg_url_password(const char *url) { (void)url; return NULL; }
-int reel_pg_listener_start(reel_pg_listener **out, uv_loop_t *loop, const reel_store_pg_settings *settings,
-                           reel_pg_notify_cb cb, void *data, char *err, size_t errlen) {
-  (void)out; (void)loop; (void)settings; (void)cb; (void)data; snprintf(err, errlen, "no"); return REEL_EUNSUPPORTED;
+
+char *reel_store_pg_url_password(const char *url) {
+  if (!url) return NULL;
+  char err[8];
+  const reel_pq_api *pq = reel_pq_load(err, sizeof err);
+  if (!pq) return NULL;
+  char *parse_error = NULL;
+  PQconninfoOption *options = pq->conninfoParse(url, &parse_error);
+  if (parse_error) pq->freemem(parse_error);
+  char *password = NULL;
+  for (PQconninfoOption *o = options; o && o->keyword; o++)
+    if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) password = strdup(o->val);
+  if (options) pq->conninfoFree(options);
+  return password;
 }
-int reel_pg_listener_connected(const reel_pg_listener *l) { (void)l; return 0; }
-void reel_pg_listener_stop(reel_pg_listener *l) { (void)l; }
