@@ -91,29 +91,57 @@ static int get_fenced(reel_store *s, reel_job_op *op) {
   return rc ? rc : check_fence(&op->job, &op->fence);
 }
 
-static int run_submit(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
-  /* queue depth as the store has it, counted (bounded) once per batch and
-   * followed within it */
-  if (jobs->queued_batch != jobs->executor.batch_number) {
+#define QUEUE_RECOUNT_MS 1000
+
+/* Every SUBMIT of a batch, as one insert (store/executor.h's run_many). The
+ * queue depth comes from the store (a count bounded by the limit, so its
+ * cost is too); those over the limit get REEL_EBUSY. */
+static int run_submits(reel_store *s, reel_store_call **calls, int n) {
+  reel_job_op *first = (reel_job_op *)calls[0];
+  reel_jobs *jobs = first->jobs;
+  int64_t now = reel_now_ms();
+  /* counted again at most every QUEUE_RECOUNT_MS, and in every batch once
+   * the queue is near its limit: far from it the estimate (the last count
+   * plus what this process queued since) decides nothing */
+  int near_limit = jobs->queued + n >= jobs->max_queue_depth - jobs->max_queue_depth / 10;
+  if (!jobs->queued_counted_ms || now - jobs->queued_counted_ms >= QUEUE_RECOUNT_MS ||
+      (near_limit && jobs->queued_batch != jobs->executor.batch_number)) {
     int rc = reel_store_count_queued(s, jobs->max_queue_depth, &jobs->queued);
     if (rc) return rc;
     jobs->queued_batch = jobs->executor.batch_number;
+    jobs->queued_counted_ms = now;
   }
-  op->counts[REEL_JOB_QUEUED] = jobs->queued;
-  if (jobs->queued >= jobs->max_queue_depth) return REEL_EBUSY;
-  reel_job *j = &op->job;
-  memset(j, 0, sizeof *j);
-  j->created_ms = j->updated_ms = reel_now_ms();
-  reel_job_id_new(j->created_ms, j->id);
-  j->status = REEL_JOB_QUEUED;
-  j->priority = op->priority;
-  j->prompt = op->prompt;
-  op->prompt = NULL;
-  int rc = reel_store_insert_job(s, j);
-  if (rc == 0) rc = reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
+  reel_job **batch = malloc((size_t)n * sizeof *batch);
+  if (!batch) return REEL_ENOMEM;
+  int accepted = 0;
+  for (int i = 0; i < n; i++) {
+    reel_job_op *op = (reel_job_op *)calls[i];
+    clear_transitions(op);
+    op->counts[REEL_JOB_QUEUED] = jobs->queued + accepted;
+    if (jobs->queued + accepted >= jobs->max_queue_depth) {
+      op->call.result = REEL_EBUSY;
+      continue;
+    }
+    reel_job *j = &op->job;
+    memset(j, 0, sizeof *j);
+    j->created_ms = j->updated_ms = now;
+    reel_job_id_new(j->created_ms, j->id);
+    j->status = REEL_JOB_QUEUED;
+    j->priority = op->priority;
+    j->prompt = op->prompt; /* the job owns it now; op->prompt stays for a store failure's log */
+    memcpy(op->id, j->id, sizeof op->id);
+    op->call.result = 0;
+    batch[accepted++] = j;
+  }
+  int rc = accepted ? reel_store_insert_jobs(s, batch, accepted) : 0;
+  if (rc == 0 && accepted) rc = reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
+  for (int i = 0; i < n; i++) { /* the prompt belongs to exactly one of op and job */
+    reel_job_op *op = (reel_job_op *)calls[i];
+    if (op->call.result == 0 && op->job.prompt == op->prompt) op->prompt = NULL;
+  }
+  free(batch);
   if (rc) return rc;
-  jobs->queued++;
-  memcpy(op->id, j->id, sizeof op->id);
+  jobs->queued += accepted;
   return 0;
 }
 
@@ -310,7 +338,10 @@ static int run_op(reel_store *s, reel_store_call *call) {
   /* a call rolled back keeps no outputs from its try */
   clear_transitions(op);
   switch (op->kind) {
-  case REEL_JOB_OP_SUBMIT: return run_submit(jobs, s, op);
+  case REEL_JOB_OP_SUBMIT: { /* normally run grouped (run_many); alone it is a group of one */
+    int rc = run_submits(s, &call, 1);
+    return rc ? rc : call->result;
+  }
   case REEL_JOB_OP_GET: return reel_store_get_job(s, op->id, &op->job);
   case REEL_JOB_OP_LIST: return run_list(s, op);
   case REEL_JOB_OP_LOGS: return run_logs(s, op);
@@ -453,6 +484,7 @@ void reel_jobs_run(reel_jobs *jobs, reel_job_op *op) {
                     op->kind != REEL_JOB_OP_COUNTS && op->kind != REEL_JOB_OP_PING;
   clear_transitions(op);
   op->call.run = run_op;
+  op->call.run_many = op->kind == REEL_JOB_OP_SUBMIT ? run_submits : NULL;
   op->call.done = op_done;
   reel_store_executor_submit(&jobs->executor, &op->call);
 }

@@ -134,9 +134,11 @@ struct reel_jobs {
   int max_queue_depth;
   size_t max_log_lines;
   reel_jobs_listener listener;
-  /* store-thread only: queued jobs in the current batch's view (recounted,
-   * bounded, at the first SUBMIT of each batch) */
+  /* store-thread only: queued jobs as last counted in the store, plus those
+   * queued here since (recounted every second, and in each batch near the
+   * limit) */
   int64_t queued;
+  int64_t queued_counted_ms;
   unsigned long long queued_batch;
   /* loop thread: the periodic store probe (reel_jobs_watch) */
   uv_timer_t probe_timer;

@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "common/log.h"
 
-#define MAX_BATCH 4096
+#define MAX_BATCH REEL_STORE_MAX_BATCH
 /* While the store keeps failing, one log line per this many ms (with a count). */
 #define FAULT_LOG_INTERVAL_MS 10000
 
@@ -100,20 +100,37 @@ static void run_batch(reel_store_executor *ex, reel_store_call *batch) {
   ex->batch_number++;
   int rc = reel_store_begin(s);
   if (rc == 0) {
+    for (reel_store_call *c = batch; c; c = c->next) c->grouped = 0;
     for (reel_store_call *c = batch; c; c = c->next) {
+      if (c->grouped) continue;
       if (reel_store_savepoint(s) != 0) {
         c->result = REEL_ESTORE;
         continue;
       }
-      c->result = c->run(s, c);
+      int failed;
+      if (c->run_many) {
+        int n = 0;
+        for (reel_store_call *g = c; g; g = g->next)
+          if (g->run_many == c->run_many) ex->group[n++] = g, g->grouped = 1;
+        int rc_group = c->run_many(s, ex->group, n);
+        if (rc_group < 0)
+          for (int i = 0; i < n; i++) ex->group[i]->result = rc_group;
+        failed = rc_group < 0;
+        if (!failed)
+          for (int i = 0; i < n; i++)
+            if (ex->group[i]->result == 0 && ex->group[i]->writes) wrote = 1;
+      } else {
+        c->result = c->run(s, c);
+        failed = c->result < 0;
+        if (!failed && c->writes) wrote = 1;
+      }
       if (c->result == REEL_ESTORE && call_fault == REEL_STORE_FAULT_NONE) {
         reel_store_fault f = reel_store_last_fault(s, call_msg, sizeof call_msg);
         if (f == REEL_STORE_FAULT_FULL || f == REEL_STORE_FAULT_IO || f == REEL_STORE_FAULT_GONE ||
             f == REEL_STORE_FAULT_DOWN)
           call_fault = f;
       }
-      if (c->result < 0) reel_store_rollback_savepoint(s);
-      else if (c->writes) wrote = 1;
+      if (failed) reel_store_rollback_savepoint(s);
       reel_store_release_savepoint(s);
     }
     rc = reel_store_commit(s);

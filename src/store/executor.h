@@ -12,6 +12,9 @@
 
 typedef struct reel_store_call reel_store_call;
 
+/* The most calls one batch (one transaction) takes. */
+#define REEL_STORE_MAX_BATCH 4096
+
 struct reel_store_call {
   /* Runs on the store thread inside the batch transaction; returns 0 or a
    * reel error (a negative result rolls back only this call). */
@@ -19,11 +22,18 @@ struct reel_store_call {
   /* Runs on the loop thread after the batch committed (or failed, in which
    * case result is REEL_ESTORE). */
   void (*done)(reel_store_call *call, int result);
+  /* Optional: runs every call of the batch that has this same run_many as
+   * one step (at the place of the first, in batch order, under one
+   * savepoint), e.g. many inserts as one statement. Sets each call's result;
+   * a negative return fails and rolls back them all. run is not called for
+   * them. */
+  int (*run_many)(reel_store *store, reel_store_call **calls, int n);
   int result;
   /* Set (before submitting, or by run) when the call changes the store: a
    * batch that commits such a call proves the store can commit again. */
   int writes;
   reel_store_call *next; /* internal */
+  int grouped;           /* internal: ran as part of a run_many group */
 };
 
 typedef struct {
@@ -37,6 +47,7 @@ typedef struct {
   reel_store_call *done_head, *done_tail;
   int stopping;
   int started;
+  reel_store_call *group[REEL_STORE_MAX_BATCH]; /* store thread: the calls of one run_many */
   /* statistics, read on the loop thread */
   unsigned long long batches, calls, commit_failures;
   /* health, under lock: whether the store can commit (readiness) */

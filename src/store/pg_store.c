@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "store/pq_api.h"
@@ -63,14 +64,17 @@ static const char *const migrations[] = {
   "failure_reason, node, lease_expires_ms, cost, version, priority"
 
 enum {
-  STMT_INSERT, STMT_GET, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
+  STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
-  STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_NOTIFY, STMT_CLOCK, STMT_COUNT_
+  STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_INSERT] = "INSERT INTO jobs (id, status, progress, stage, prompt, created_ms, updated_ms, run_after_ms, "
                     "priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    [STMT_INSERT_MANY] = "INSERT INTO jobs (id, status, progress, stage, prompt, created_ms, updated_ms, "
+                         "run_after_ms, priority) SELECT * FROM unnest($1::text[], $2::int2[], $3::int4[], "
+                         "$4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::int4[]) RETURNING id, seq",
     [STMT_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1 FOR UPDATE",
     [STMT_WRITE] = "UPDATE jobs SET status = $2, progress = $3, stage = $4, started_ms = $5, finished_ms = $6, "
                    "updated_ms = $7, attempts = $8, run_after_ms = $9, cancel_requested = $10, artifact_key = $11, "
@@ -100,7 +104,6 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_PING] = "SELECT 1",
     [STMT_PROBE] = "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) "
                    "ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-    [STMT_NOTIFY] = "SELECT pg_notify($1, $2)",
     [STMT_CLOCK] = "SELECT (EXTRACT(EPOCH FROM now()) * 1000)::int8",
 };
 
@@ -111,11 +114,21 @@ typedef struct {
   char payload[40];
 } pending_notify;
 
+#define MAX_CONTROLS 8
+
 typedef struct {
   reel_store base;
   const reel_pq_api *pq;
   PGconn *conn;
   int prepared;          /* the statements exist on this session */
+  int pipeline;          /* the session is in pipeline mode (after ensure_session) */
+  /* statements without results to wait for (BEGIN, SAVEPOINT, RELEASE,
+   * NOTIFY), sent together with the next statement that has one: a call
+   * costs one round trip, not three */
+  char controls[MAX_CONTROLS][96];
+  int n_controls;
+  int begin_sent;        /* the transaction was opened on the server */
+  int savepoint_state;   /* 0 none, 1 queued (not yet sent), 2 sent */
   int64_t tx_clock_ms;   /* the store clock of the open transaction, 0 until read */
   pending_notify notify[MAX_NOTIFY];
   int n_notify, notify_mark, notify_overflow;
@@ -169,11 +182,92 @@ static int prepare_all(pg_store *s) {
   return 0;
 }
 
+/* Drains results up to the pipeline's sync point (after an error, or to end
+ * a transaction). */
+static void drain_to_sync(pg_store *s) {
+  for (int nulls = 0; nulls < 1000;) {
+    PGresult *r = s->pq->getResult(s->conn);
+    if (!r) {
+      if (s->pq->status(s->conn) != CONNECTION_OK) return;
+      nulls++;
+      continue;
+    }
+    ExecStatusType st = s->pq->resultStatus(r);
+    s->pq->clear(r);
+    if (st == PGRES_PIPELINE_SYNC) return;
+  }
+}
+
+static void mark_sent(pg_store *s) {
+  for (int i = 0; i < s->n_controls; i++) {
+    if (strcmp(s->controls[i], "BEGIN") == 0) s->begin_sent = 1;
+    if (strcmp(s->controls[i], "SAVEPOINT call") == 0) s->savepoint_state = 2;
+  }
+}
+
+/* Sends the queued control statements and then one statement (prepared
+ * statement `which` with values, or the text sql when which < 0; none when
+ * both are absent), and reads every answer. With sync, the exchange ends at
+ * a pipeline sync point (a COMMIT, a ROLLBACK). Returns the statement's
+ * result for the caller to check and clear; a failed control statement's
+ * result stands in for it. NULL when the connection failed (noted), or when
+ * there was no statement and every control succeeded. */
+static PGresult *exchange(pg_store *s, int which, int n, const char *const *values, const char *sql, int sync) {
+  const reel_pq_api *pq = s->pq;
+  int items = s->n_controls, sent_ok = 1;
+  for (int i = 0; i < s->n_controls && sent_ok; i++)
+    sent_ok = pq->sendQueryParams(s->conn, s->controls[i], 0, NULL, NULL, NULL, NULL, 0);
+  mark_sent(s);
+  s->n_controls = 0;
+  int has_statement = which >= 0 || sql;
+  if (sent_ok && which >= 0) {
+    char name[16];
+    snprintf(name, sizeof name, "reel%d", which);
+    sent_ok = pq->sendQueryPrepared(s->conn, name, n, values, NULL, NULL, 0);
+  } else if (sent_ok && sql) {
+    sent_ok = pq->sendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+  }
+  if (has_statement) items++;
+  if (sent_ok) sent_ok = sync ? pq->pipelineSync(s->conn) : pq->sendFlushRequest(s->conn);
+  if (sent_ok) sent_ok = pq->flush(s->conn) == 0;
+  if (!sent_ok) {
+    note_failure(s, NULL);
+    return NULL;
+  }
+  PGresult *answer = NULL, *failed = NULL;
+  int error = 0;
+  for (int i = 0; i < items; i++) {
+    PGresult *r = pq->getResult(s->conn);
+    if (!r) { /* the connection broke */
+      note_failure(s, NULL);
+      pq->clear(failed);
+      pq->clear(answer);
+      return NULL;
+    }
+    ExecStatusType st = pq->resultStatus(r);
+    int is_statement = has_statement && i == items - 1;
+    int bad = st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || st == PGRES_BAD_RESPONSE;
+    if (bad && !error && st != PGRES_PIPELINE_ABORTED) {
+      error = 1;
+      failed = r;
+    } else if (is_statement && !error) {
+      answer = r;
+    } else {
+      pq->clear(r);
+    }
+    while ((r = pq->getResult(s->conn)) != NULL) pq->clear(r); /* each query's results end with NULL */
+  }
+  if (sync || error) drain_to_sync(s); /* after an error the server skips to the sync point */
+  if (failed) {
+    pq->clear(answer);
+    return failed;
+  }
+  return answer;
+}
+
 /* Runs a prepared statement; returns its result (check it) or NULL. */
 static PGresult *run(pg_store *s, int which, int n, const char *const *values) {
-  char name[16];
-  snprintf(name, sizeof name, "reel%d", which);
-  return s->pq->execPrepared(s->conn, name, n, values, NULL, NULL, 0);
+  return exchange(s, which, n, values, NULL, 0);
 }
 
 /* Runs a statement that returns no rows (or whose rows are not needed). */
@@ -186,9 +280,33 @@ static int run_command(pg_store *s, int which, int n, const char *const *values)
   return ok ? 0 : REEL_ESTORE;
 }
 
+/* A statement outside pipeline mode (session set-up, migrations). */
 static int simple(pg_store *s, const char *sql) {
   PGresult *res = s->pq->exec(s->conn, sql);
   int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK;
+  if (!ok) note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+/* Queues a statement with no result to wait for; sent with the next one. */
+static int queue_control(pg_store *s, const char *sql) {
+  if (s->n_controls == MAX_CONTROLS) { /* send what is queued first */
+    PGresult *res = exchange(s, -1, 0, NULL, NULL, 0);
+    int ok = res == NULL && s->pq->status(s->conn) == CONNECTION_OK;
+    if (res) note_failure(s, res); /* a result here is a failed control */
+    s->pq->clear(res);
+    if (!ok) return REEL_ESTORE;
+  }
+  snprintf(s->controls[s->n_controls++], sizeof s->controls[0], "%s", sql);
+  return 0;
+}
+
+/* A statement that ends an exchange at a sync point (COMMIT, ROLLBACK, ROLLBACK TO). */
+static int finish_command(pg_store *s, const char *sql, const char *expected_status) {
+  PGresult *res = exchange(s, -1, 0, NULL, sql, 1);
+  int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK &&
+           (!expected_status || strcmp(s->pq->cmdStatus(res), expected_status) == 0);
   if (!ok) note_failure(s, res);
   s->pq->clear(res);
   return ok ? 0 : REEL_ESTORE;
@@ -278,68 +396,109 @@ static int ensure_session(pg_store *s) {
     reel_log(REEL_LOG_INFO, "reconnected to PostgreSQL", NULL);
   }
   if (s->prepared) return 0;
-  if (simple(s, "SET synchronous_commit = on") != 0) return REEL_ESTORE;
-  return prepare_all(s);
+  s->pipeline = 0;
+  if (simple(s, "SET synchronous_commit = on") != 0 || prepare_all(s) != 0) return REEL_ESTORE;
+  if (!s->pq->enterPipelineMode(s->conn)) {
+    note_failure(s, NULL);
+    s->prepared = 0;
+    return REEL_ESTORE;
+  }
+  s->pipeline = 1;
+  return 0;
 }
 
 static int p_begin(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->tx_clock_ms = 0;
   s->n_notify = s->notify_mark = s->notify_overflow = 0;
+  s->n_controls = 0;
+  s->begin_sent = 0;
+  s->savepoint_state = 0;
   if (ensure_session(s) != 0) return REEL_ESTORE;
-  return simple(s, "BEGIN");
+  return queue_control(s, "BEGIN");
 }
 
-static int send_notifications(pg_store *s) {
+/* Payloads go into NOTIFY's text: job ids and "" only. */
+static int plain_payload(const char *p) {
+  for (; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+      return 0;
+  return 1;
+}
+
+static int queue_notifications(pg_store *s) {
+  char sql[96];
   for (int i = 0; i < s->n_notify; i++) {
-    const char *v[2] = {s->notify[i].channel, s->notify[i].payload};
-    if (run_command(s, STMT_NOTIFY, 2, v) != 0) return REEL_ESTORE;
+    if (!plain_payload(s->notify[i].payload)) {
+      s->notify_overflow = 1;
+      continue;
+    }
+    snprintf(sql, sizeof sql, "NOTIFY %s, '%s'", s->notify[i].channel, s->notify[i].payload);
+    if (queue_control(s, sql) != 0) return REEL_ESTORE;
   }
-  if (s->notify_overflow) { /* too many distinct ones to carry: a general wake-up instead */
-    const char *v[2] = {REEL_STORE_CHANNEL_JOBS, ""};
-    if (run_command(s, STMT_NOTIFY, 2, v) != 0) return REEL_ESTORE;
-  }
+  /* too many distinct ones to carry: a general wake-up instead */
+  if (s->notify_overflow && queue_control(s, "NOTIFY " REEL_STORE_CHANNEL_JOBS) != 0) return REEL_ESTORE;
   return 0;
 }
 
 static int p_commit(reel_store *base) {
   pg_store *s = (pg_store *)base;
-  if (s->pq->transactionStatus(s->conn) != PQTRANS_INTRANS) {
+  if (s->pq->transactionStatus(s->conn) == PQTRANS_INERROR || s->pq->status(s->conn) != CONNECTION_OK) {
     snprintf(s->fault_msg, sizeof s->fault_msg, "store error: the transaction failed before its commit");
     s->fault = s->pq->status(s->conn) == CONNECTION_OK ? REEL_STORE_FAULT_OTHER : REEL_STORE_FAULT_DOWN;
     return REEL_ESTORE;
   }
-  if (send_notifications(s) != 0) return REEL_ESTORE;
-  PGresult *res = s->pq->exec(s->conn, "COMMIT");
-  /* a COMMIT of a failed transaction "succeeds" as ROLLBACK */
-  int ok = res && s->pq->resultStatus(res) == PGRES_COMMAND_OK && strcmp(s->pq->cmdStatus(res), "COMMIT") == 0;
-  if (!ok) note_failure(s, res);
-  s->pq->clear(res);
+  if (!s->begin_sent && s->n_notify == 0 && !s->notify_overflow) { /* nothing reached the server */
+    s->n_controls = 0;
+    return 0;
+  }
+  int rc = queue_notifications(s);
   s->n_notify = 0;
-  return ok ? 0 : REEL_ESTORE;
+  /* a COMMIT of a failed transaction "succeeds" as ROLLBACK */
+  return rc ? rc : finish_command(s, "COMMIT", "COMMIT");
 }
 
 static int p_rollback(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->n_notify = 0;
-  if (s->pq->status(s->conn) != CONNECTION_OK) return 0; /* nothing to roll back on a dead session */
-  PGresult *res = s->pq->exec(s->conn, "ROLLBACK");
-  s->pq->clear(res);
+  s->n_controls = 0;
+  if (!s->begin_sent || s->pq->status(s->conn) != CONNECTION_OK) return 0; /* nothing open on the server */
+  finish_command(s, "ROLLBACK", NULL);
   return 0;
+}
+
+/* Drops the queued SAVEPOINT of a call that sent nothing. */
+static void unqueue_savepoint(pg_store *s) {
+  if (s->n_controls > 0 && strcmp(s->controls[s->n_controls - 1], "SAVEPOINT call") == 0) s->n_controls--;
 }
 
 static int p_savepoint(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->notify_mark = s->n_notify;
-  return simple(s, "SAVEPOINT call");
+  s->savepoint_state = 1;
+  return queue_control(s, "SAVEPOINT call");
 }
 
-static int p_release(reel_store *base) { return simple((pg_store *)base, "RELEASE SAVEPOINT call"); }
+static int p_release(reel_store *base) {
+  pg_store *s = (pg_store *)base;
+  int state = s->savepoint_state;
+  s->savepoint_state = 0;
+  if (state == 1) {
+    unqueue_savepoint(s);
+    return 0;
+  }
+  return state == 2 ? queue_control(s, "RELEASE SAVEPOINT call") : 0;
+}
 
 static int p_rollback_to(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->n_notify = s->notify_mark; /* the rolled-back call's notifications go too */
-  return simple(s, "ROLLBACK TO SAVEPOINT call");
+  if (s->savepoint_state == 1) { /* the call never reached the server */
+    unqueue_savepoint(s);
+    s->savepoint_state = 0;
+    return 0;
+  }
+  return finish_command(s, "ROLLBACK TO SAVEPOINT call", NULL);
 }
 
 static int64_t p_clock_ms(reel_store *base) {
@@ -371,6 +530,65 @@ static int p_insert_job(reel_store *base, reel_job *job) {
   note_failure(s, res);
   s->pq->clear(res);
   return conflict ? REEL_ECONFLICT : REEL_ESTORE;
+}
+
+/* Appends one element to a PostgreSQL array literal: quoted, with " and \ escaped. */
+static int array_add(reel_buf *b, const char *text, int quoted) {
+  if (b->len > 1 && reel_buf_append(b, ",", 1)) return REEL_ENOMEM;
+  if (!quoted) return reel_buf_append_str(b, text);
+  if (reel_buf_append(b, "\"", 1)) return REEL_ENOMEM;
+  for (const char *p = text; *p; p++) {
+    if ((*p == '"' || *p == '\\') && reel_buf_append(b, "\\", 1)) return REEL_ENOMEM;
+    if (reel_buf_append(b, p, 1)) return REEL_ENOMEM;
+  }
+  return reel_buf_append(b, "\"", 1);
+}
+
+static int p_insert_jobs(reel_store *base, reel_job *const *jobs, int n) {
+  pg_store *s = (pg_store *)base;
+  if (n == 1) return p_insert_job(base, jobs[0]);
+  enum { COLUMNS = 9 };
+  reel_buf arrays[COLUMNS];
+  int rc = 0;
+  for (int c = 0; c < COLUMNS; c++) {
+    reel_buf_init(&arrays[c], (size_t)1 << 30);
+    if (reel_buf_append(&arrays[c], "{", 1)) rc = REEL_ENOMEM;
+  }
+  for (int i = 0; i < n && rc == 0; i++) {
+    const reel_job *j = jobs[i];
+    numbers num_text = {0};
+    const char *cell[COLUMNS] = {j->id, num(&num_text, j->status), num(&num_text, j->progress), j->stage,
+                                 j->prompt ? j->prompt : "", num(&num_text, j->created_ms),
+                                 num(&num_text, j->updated_ms), num(&num_text, j->run_after_ms),
+                                 num(&num_text, j->priority)};
+    for (int c = 0; c < COLUMNS && rc == 0; c++) {
+      int quoted = c == 0 || c == 3 || c == 4;
+      rc = array_add(&arrays[c], cell[c], quoted);
+    }
+  }
+  for (int c = 0; c < COLUMNS && rc == 0; c++) rc = reel_buf_append(&arrays[c], "}", 2); /* with its NUL */
+  if (rc == 0) {
+    const char *v[COLUMNS];
+    for (int c = 0; c < COLUMNS; c++) v[c] = arrays[c].data;
+    PGresult *res = run(s, STMT_INSERT_MANY, COLUMNS, v);
+    if (res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == n) {
+      /* RETURNING's order is not promised: match the rows by id */
+      for (int r = 0; r < n; r++) {
+        const char *id = s->pq->getvalue(res, r, 0);
+        for (int i = 0; i < n; i++)
+          if (strcmp(jobs[i]->id, id) == 0) {
+            jobs[i]->seq = get_int(s, res, r, 1);
+            jobs[i]->version = 1;
+          }
+      }
+    } else {
+      rc = is_state(s, res, "23505") ? REEL_ECONFLICT : REEL_ESTORE;
+      note_failure(s, res);
+    }
+    s->pq->clear(res);
+  }
+  for (int c = 0; c < COLUMNS; c++) reel_buf_free(&arrays[c]);
+  return rc;
 }
 
 static int p_get_job(reel_store *base, const char *id, reel_job *out) {
@@ -600,6 +818,7 @@ static const reel_store_ops pg_ops = {
     .rollback_savepoint = p_rollback_to,
     .clock_ms = p_clock_ms,
     .insert_job = p_insert_job,
+    .insert_jobs = p_insert_jobs,
     .get_job = p_get_job,
     .write_job = p_write_job,
     .list_jobs = p_list_jobs,

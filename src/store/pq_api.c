@@ -48,6 +48,13 @@ static void load(void) {
       {"PQtransactionStatus", (void **)&api.transactionStatus},
       {"PQconninfoParse", (void **)&api.conninfoParse},
       {"PQconninfoFree", (void **)&api.conninfoFree},
+      {"PQenterPipelineMode", (void **)&api.enterPipelineMode},
+      {"PQpipelineSync", (void **)&api.pipelineSync},
+      {"PQsendFlushRequest", (void **)&api.sendFlushRequest},
+      {"PQsendQueryParams", (void **)&api.sendQueryParams},
+      {"PQsendQueryPrepared", (void **)&api.sendQueryPrepared},
+      {"PQgetResult", (void **)&api.getResult},
+      {"PQflush", (void **)&api.flush},
   };
   for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++) {
     *symbols[i].slot = dlsym(handle, symbols[i].name);

@@ -38,6 +38,17 @@ typedef struct {
   PGTransactionStatusType (*transactionStatus)(const PGconn *conn);
   PQconninfoOption *(*conninfoParse)(const char *conninfo, char **errmsg);
   void (*conninfoFree)(PQconninfoOption *options);
+  /* pipeline mode (libpq 14+): the store sends a call's statements without
+   * waiting for each answer */
+  int (*enterPipelineMode)(PGconn *conn);
+  int (*pipelineSync)(PGconn *conn);
+  int (*sendFlushRequest)(PGconn *conn);
+  int (*sendQueryParams)(PGconn *conn, const char *command, int n_params, const Oid *types, const char *const *values,
+                         const int *lengths, const int *formats, int result_format);
+  int (*sendQueryPrepared)(PGconn *conn, const char *name, int n_params, const char *const *values,
+                           const int *lengths, const int *formats, int result_format);
+  PGresult *(*getResult)(PGconn *conn);
+  int (*flush)(PGconn *conn);
 } reel_pq_api;
 
 /* Loads libpq once (thread-safe) and returns its functions, or NULL with a

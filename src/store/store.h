@@ -67,6 +67,9 @@ typedef struct {
   /* Inserts a new job (id, prompt, status, priority, created_ms set by the
    * caller); sets job->seq and job->version. REEL_ECONFLICT if the id exists. */
   int (*insert_job)(reel_store *s, reel_job *job);
+  /* Inserts n new jobs as insert_job does, as one statement where the
+   * backend can; all or none. Optional (then insert_job n times). */
+  int (*insert_jobs)(reel_store *s, reel_job *const *jobs, int n);
   /* Reads the job with this id into *out (locked for update where the backend
    * supports it). REEL_ENOTFOUND if none. */
   int (*get_job)(reel_store *s, const char *id, reel_job *out);
@@ -140,6 +143,14 @@ static inline int64_t reel_store_clock_ms(reel_store *s) { return s->ops->clock_
 static inline int reel_store_exclusive(const reel_store *s) { return s->ops->exclusive; }
 static inline const char *reel_store_name(const reel_store *s) { return s->ops->name; }
 static inline int reel_store_insert_job(reel_store *s, reel_job *job) { return s->ops->insert_job(s, job); }
+static inline int reel_store_insert_jobs(reel_store *s, reel_job *const *jobs, int n) {
+  if (s->ops->insert_jobs) return s->ops->insert_jobs(s, jobs, n);
+  for (int i = 0; i < n; i++) {
+    int rc = s->ops->insert_job(s, jobs[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
 static inline int reel_store_get_job(reel_store *s, const char *id, reel_job *out) {
   return s->ops->get_job(s, id, out);
 }
