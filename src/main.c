@@ -385,6 +385,11 @@ static int on_cancel_requested(void *data, const char *job_id) {
   return rc;
 }
 
+static int listener_live(void *data) {
+  (void)data;
+  return reel_pg_listener_connected(listener);
+}
+
 /* A PostgreSQL notification (or, with channel NULL, a reconnect after which
  * some may have been missed). */
 static void on_notification(void *data, const char *channel, const char *payload) {
@@ -626,6 +631,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
       fprintf(stderr, "reeld: %s\n", err);
       return 1;
     }
+    app.scheduler.wakeups_live = listener_live;
   }
   state.app = &app;
   uv_signal_init(app.loop, &state.sigterm);

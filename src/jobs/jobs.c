@@ -187,10 +187,8 @@ static int run_cancel(reel_store *s, reel_job_op *op) {
   return rc ? rc : reel_store_notify(s, REEL_STORE_CHANNEL_CANCEL, j->id);
 }
 
-static int run_claim(reel_store *s, reel_job_op *op) {
-  reel_job *j = &op->job;
-  int64_t now = reel_store_clock_ms(s);
-  if (now <= 0) return REEL_ESTORE;
+/* Claims one job into j for op->fence.node under a lease from now. */
+static int claim_one(reel_store *s, reel_job_op *op, int64_t now, reel_job *j) {
   int rc = reel_store_next_runnable(s, now, j);
   if (rc) return rc;
   j->attempts++;
@@ -198,8 +196,24 @@ static int run_claim(reel_store *s, reel_job_op *op) {
   j->stage[0] = '\0';
   snprintf(j->node, sizeof j->node, "%s", op->fence.node);
   j->lease_expires_ms = now + op->lease_ms;
-  rc = transition(s, op, j, REEL_JOB_STARTED);
-  op->fence.attempt = j->attempts;
+  return transition(s, op, j, REEL_JOB_STARTED);
+}
+
+/* One job into op->job (limit <= 1), or up to limit into op->list. */
+static int run_claim(reel_store *s, reel_job_op *op) {
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  if (op->limit <= 1) {
+    int rc = claim_one(s, op, now, &op->job);
+    op->fence.attempt = op->job.attempts;
+    return rc;
+  }
+  op->list = calloc((size_t)op->limit, sizeof *op->list);
+  if (!op->list) return REEL_ENOMEM;
+  int rc = 0;
+  while (op->n_list < op->limit && (rc = claim_one(s, op, now, &op->list[op->n_list])) == 0) op->n_list++;
+  if (rc == REEL_ENOTFOUND && op->n_list > 0) rc = 0;
+  if (rc != 0 && op->n_list < op->limit) reel_job_clear(&op->list[op->n_list]);
   return rc;
 }
 

@@ -20,7 +20,7 @@
   XX(LIST, "list")         /* in: status, before_seq, limit  out: list, next_seq  */ \
   XX(LOGS, "logs")         /* in: id, tail              out: lines               */ \
   XX(CANCEL, "cancel")     /* in: id                    out: job, was_running    */ \
-  XX(CLAIM, "claim")       /* in: fence.node, lease_ms  out: job (started), fence */ \
+  XX(CLAIM, "claim")       /* in: fence.node, lease_ms, limit  out: job, fence (limit <= 1) or list */ \
   XX(RENEW, "renew")       /* in: leases, fence.node, lease_ms  out: leases[].held */ \
   XX(PROGRESS, "progress") /* in: id, fence, progress, stage  out: job            */ \
   XX(LOG, "log")           /* in: id, fence, text (lines separated by '\n')      */ \
@@ -79,7 +79,7 @@ struct reel_job_op {
   char *cost;           /* PROGRESS, FINISH, FAIL, RETRY, CANCELED: replaces the job's cost (JSON text) if set */
   int status_filter;    /* LIST: -1 for any */
   int64_t before_seq;   /* LIST: 0 from the newest */
-  int limit;            /* LIST, PRUNE */
+  int limit;            /* LIST, PRUNE; CLAIM: how many jobs at most (<= 1: one, into job) */
   int tail;             /* LOGS */
   int progress;         /* PROGRESS */
   char stage[64];       /* PROGRESS */

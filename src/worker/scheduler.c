@@ -30,6 +30,7 @@
 #define EXIT_TEMPFAIL 75
 #define EXIT_UNAVAILABLE 69 /* reel-render: a required program or font is missing */
 #define POLL_INTERVAL_MS 500
+#define POLL_FALLBACK_MS 2000
 /* A run's end that the store did not take is retried after this backoff
  * (exponential, jittered), until it lands. */
 #define FINAL_RETRY_BASE_MS 250
@@ -729,7 +730,7 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
 static void on_requeue_done(reel_job_op *op, int result) {
   (void)result;
   reel_scheduler *s = op->data;
-  s->claim_in_flight = 0;
+  s->claim_in_flight--;
   reel_job_op_cleanup(op);
   free(op);
   maybe_stopped(s);
@@ -747,25 +748,27 @@ static void requeue_unstarted(reel_scheduler *s, const reel_job *job) {
   back->uncount_attempt = 1;
   back->cb = on_requeue_done;
   back->data = s;
-  s->claim_in_flight = 1;
+  s->claim_in_flight++;
   reel_jobs_run(s->jobs, back);
 }
 
 static void on_claim_done(reel_job_op *op, int result) {
   reel_scheduler *s = op->data;
-  s->claim_in_flight = 0;
-  if (result == 0 && !s->stopping) {
-    if (!uv_is_active((uv_handle_t *)&s->lease_deadline_timer)) arm_lease_deadline(s, s->claim_sent_at);
-    start_run(s, &op->job);
-  } else if (result == 0) {
-    requeue_unstarted(s, &op->job);
-  } else if (result != REEL_ENOTFOUND) {
-    reel_log(REEL_LOG_ERROR, "claiming a job failed", "{s:s}", "error", reel_strerror(result));
+  s->claim_in_flight--;
+  reel_job *claimed = op->limit > 1 ? op->list : &op->job;
+  int n = result != 0 ? 0 : op->limit > 1 ? op->n_list : 1;
+  if (n && !s->stopping && !uv_is_active((uv_handle_t *)&s->lease_deadline_timer))
+    arm_lease_deadline(s, s->claim_sent_at);
+  for (int i = 0; i < n; i++) {
+    if (!s->stopping) start_run(s, &claimed[i]);
+    else requeue_unstarted(s, &claimed[i]);
   }
-  int claimed = result == 0;
+  if (result != 0 && result != REEL_ENOTFOUND)
+    reel_log(REEL_LOG_ERROR, "claiming a job failed", "{s:s}", "error", reel_strerror(result));
+  int full = n > 0 && n == (op->limit > 1 ? op->limit : 1);
   reel_job_op_cleanup(op);
   free(op);
-  if (claimed) try_claim(s); /* there may be more waiting */
+  if (full) try_claim(s); /* there may be more waiting */
   maybe_stopped(s);
 }
 
@@ -774,16 +777,25 @@ static void try_claim(reel_scheduler *s) {
   reel_job_op *op = calloc(1, sizeof *op);
   if (!op) return;
   reel_job_op_init(op, REEL_JOB_OP_CLAIM);
+  op->limit = s->cfg->workers - s->n_running; /* every free slot in one transaction */
   snprintf(op->fence.node, sizeof op->fence.node, "%s", s->node);
   op->lease_ms = (int64_t)s->cfg->lease_seconds * 1000;
   op->cb = on_claim_done;
   op->data = s;
-  s->claim_in_flight = 1;
-  s->claim_sent_at = uv_now(s->loop);
+  s->claim_in_flight++;
+  s->claim_sent_at = s->last_claim_at = uv_now(s->loop);
   reel_jobs_run(s->jobs, op);
 }
 
-static void on_poll(uv_timer_t *t) { try_claim(t->data); }
+/* With wake-ups arriving by themselves, the poll only catches what no
+ * notification announces (a retry's backoff ending) and what a lost one
+ * would have: every POLL_FALLBACK_MS instead of every POLL_INTERVAL_MS. */
+static void on_poll(uv_timer_t *t) {
+  reel_scheduler *s = t->data;
+  if (s->wakeups_live && s->wakeups_live(s->wakeups_data) && uv_now(s->loop) - s->last_claim_at < POLL_FALLBACK_MS)
+    return;
+  try_claim(s);
+}
 
 /* ---- leases ---- */
 

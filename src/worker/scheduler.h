@@ -27,6 +27,11 @@ typedef struct {
   int n_running;
   int claim_in_flight;
   uv_timer_t poll_timer;     /* wakes up for retries whose backoff ended (and in case a wake-up was missed) */
+  /* Optional: whether wake-ups arrive by themselves (a listening connection
+   * is up); then the poll is only a slow fallback */
+  int (*wakeups_live)(void *data);
+  void *wakeups_data;
+  uint64_t last_claim_at;    /* uv_now of the latest claim attempt */
   /* leases: every run's claim is renewed every lease_seconds/3; when no
    * renewal succeeded for a whole lease, every run stops (another node may
    * have the jobs by now) */
