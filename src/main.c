@@ -711,8 +711,16 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  /* every job's process group is led by a supervisor that ends it if reeld dies */
-  reel_child_set_supervisor("/proc/self/exe");
+  /* every job's process group is led by a supervisor that ends it if reeld
+   * dies: reel-supervise beside reeld (small, quick to start), else reeld itself */
+  static char supervisor[4200];
+  char exe[4096];
+  ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (exe_len > 0) {
+    exe[exe_len] = '\0';
+    snprintf(supervisor, sizeof supervisor, "%s/reel-supervise", dirname(exe));
+  }
+  reel_child_set_supervisor(exe_len > 0 && access(supervisor, X_OK) == 0 ? supervisor : "/proc/self/exe");
   int rc = o.migrate ? migrate_only(&cfg) : o.run_once ? run_once(&cfg, o.prompt) : serve(&cfg, o.prompt);
   reel_config_free(&cfg);
   reel_redact_clear_secrets();
