@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols bench-footprint clean
+.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols bench-footprint bench-scaleout clean
 
 all: build
 
@@ -41,6 +41,9 @@ bench-protocols: build  # reel over HTTP/1.1, TLS, h2, h2c, HTTP/3 against Hyper
 
 bench-footprint: build  # idle RSS per listener kind, against a Hypercorn worker
 	bench/footprint.sh
+
+bench-scaleout: build  # reel on PostgreSQL (api/worker roles) against FastAPI+SQLAlchemy and graphile-worker
+	bench/scaleout.sh
 
 bench-render:  # builds build/reel-render itself (only that target)
 	bench/render.sh
