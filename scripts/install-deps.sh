@@ -15,7 +15,8 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libyaml-d
 test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm wrk procps nghttp2-client
            ngtcp2-client caddy
            fontconfig    # fc-list: the renderer test checks which font covers a character
-           postgresql postgresql-client)  # the scale-out tests start a PostgreSQL 15 of their own
+           postgresql postgresql-client   # the scale-out tests start a PostgreSQL 15 of their own
+           systemd)      # systemd-analyze verify: the deploy test checks the shipped units
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

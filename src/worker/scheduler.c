@@ -79,6 +79,7 @@ struct reel_run {
 
 static void try_claim(reel_scheduler *s);
 static void run_lost(reel_run *r, const char *why);
+static uint64_t lease_margin_ms(const reel_scheduler *s);
 static void arm_lease_deadline(reel_scheduler *s, uint64_t sent_at);
 
 /* ---- helpers exposed for tests ---- */
@@ -650,7 +651,10 @@ static void run_lost(reel_run *r, const char *why) {
   reel_metrics_lease_lost();
   reel_log(REEL_LOG_WARN, "stopping a run that lost its job", "{s:s, s:i, s:s}", "job_id", r->id, "attempt",
            r->attempts, "reason", why);
-  if (!r->child_done) reel_child_stop(&r->child, (uint64_t)(r->sched->cfg->cancel_grace_seconds * 1000));
+  /* the job may start elsewhere as soon as its lease lapses, which is at most
+   * lease_margin_ms away: the grace must end before that */
+  uint64_t grace = (uint64_t)(r->sched->cfg->cancel_grace_seconds * 1000), margin = lease_margin_ms(r->sched);
+  if (!r->child_done) reel_child_stop(&r->child, grace < margin ? grace : margin);
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -768,12 +772,14 @@ static void on_claim_done(reel_job_op *op, int result) {
   int full = n > 0 && n == (op->limit > 1 ? op->limit : 1);
   reel_job_op_cleanup(op);
   free(op);
-  if (full) try_claim(s); /* there may be more waiting */
+  if (full || s->claim_again) try_claim(s); /* there may be more waiting */
   maybe_stopped(s);
 }
 
 static void try_claim(reel_scheduler *s) {
+  if (s->claim_in_flight) s->claim_again = 1; /* its answer may predate what woke us */
   if (s->stopping || s->claim_in_flight || s->n_running >= s->cfg->workers) return;
+  s->claim_again = 0;
   reel_job_op *op = calloc(1, sizeof *op);
   if (!op) return;
   reel_job_op_init(op, REEL_JOB_OP_CLAIM);
