@@ -71,7 +71,7 @@ struct reel_job_op {
   /* inputs */
   char id[32];
   reel_fence fence;     /* worker writes: who runs the job; CLAIM/RENEW: fence.node is this node */
-  char *prompt;         /* SUBMIT (copied by reel_job_op_set_text) */
+  char *prompt;         /* SUBMIT (heap; the job takes it) */
   int priority;         /* SUBMIT */
   char *text;           /* LOG line, FAIL/RETRY error */
   const char *reason;   /* FAIL: static label for metrics */

@@ -257,7 +257,10 @@ static PGresult *exchange(pg_store *s, int which, int n, const char *const *valu
     }
     while ((r = pq->getResult(s->conn)) != NULL) pq->clear(r); /* each query's results end with NULL */
   }
-  if (sync || error) drain_to_sync(s); /* after an error the server skips to the sync point */
+  /* after an error the server skips everything up to a sync point: without
+   * one already sent, send it, or the ROLLBACK TO that follows is skipped too */
+  if (error && !sync && pq->pipelineSync(s->conn)) pq->flush(s->conn);
+  if (sync || error) drain_to_sync(s);
   if (failed) {
     pq->clear(answer);
     return failed;
