@@ -761,7 +761,9 @@ static void on_claim_done(reel_job_op *op, int result) {
   s->claim_in_flight--;
   reel_job *claimed = op->limit > 1 ? op->list : &op->job;
   int n = result != 0 ? 0 : op->limit > 1 ? op->n_list : 1;
-  if (n && !s->stopping && !uv_is_active((uv_handle_t *)&s->lease_deadline_timer))
+  /* with no run before these, a deadline still armed belongs to leases that
+   * ended (renewals stop when nothing runs): these runs' lease starts now */
+  if (n && !s->stopping && (s->n_running == 0 || !uv_is_active((uv_handle_t *)&s->lease_deadline_timer)))
     arm_lease_deadline(s, s->claim_sent_at);
   for (int i = 0; i < n; i++) {
     if (!s->stopping) start_run(s, &claimed[i]);

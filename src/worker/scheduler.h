@@ -26,6 +26,7 @@ typedef struct {
   reel_run *runs;            /* running jobs */
   int n_running;
   int claim_in_flight;
+  int claim_again;           /* a wake-up came while a claim was in flight: claim again after it */
   uv_timer_t poll_timer;     /* wakes up for retries whose backoff ended (and in case a wake-up was missed) */
   /* Optional: whether wake-ups arrive by themselves (a listening connection
    * is up); then the poll is only a slow fallback */

@@ -31,6 +31,14 @@ A test reads like this:
 
 `run` prints one line per check and ends with the line `N passed, M failed`;
 its return value is the process exit code (0 only when nothing failed).
+
+The job store: by default every Reeld uses SQLite in its data_dir. With
+REEL_TEST_STORE=postgres in the environment each Reeld gets a fresh database
+of one PostgreSQL server started for the whole test process (pgserver.py)
+and service.lease_seconds 3, so a suite written for SQLite runs unchanged on
+PostgreSQL (tests/blackbox/test_scaleout_on_pg_*.py do that). Reeld(store=pg)
+points a Reeld at a given PgServer's database instead, as Cluster does for
+one API node and several worker nodes.
 """
 
 import atexit
@@ -54,6 +62,7 @@ __all__ = [
     "Reeld", "ReeldError", "Checks", "run",
     "reeld_binary", "free_port", "to_yaml", "merge", "write_script",
     "pid_alive", "wait_for", "read_pid", "fd_count", "rss_kb",
+    "Cluster", "store_kind", "shared_pg", "metric", "run_on_postgres",
 ]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -271,12 +280,78 @@ def wait_for(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+# ----------------------------------------------------------------- store --
+
+_shared_pg = None      # the PgServer of REEL_TEST_STORE=postgres, one per test process
+_pg_databases = 0      # databases made on it so far
+
+
+def store_kind():
+    """"postgres" when REEL_TEST_STORE=postgres, else "sqlite"."""
+    return "postgres" if os.environ.get("REEL_TEST_STORE", "").lower() in ("postgres", "pg", "postgresql") else "sqlite"
+
+
+def shared_pg():
+    """The PostgreSQL server shared by every Reeld of this test process
+    (started on first use, stopped at exit)."""
+    global _shared_pg
+    if _shared_pg is None:
+        sys.path.insert(0, _HERE)
+        import pgserver  # noqa: E402 - only tests on PostgreSQL need it
+        _shared_pg = pgserver.PgServer()
+        atexit.register(_shared_pg.close)
+    return _shared_pg
+
+
+def _fresh_pg_database():
+    """The URL of a new, empty database on shared_pg()."""
+    global _pg_databases
+    pg = shared_pg()
+    _pg_databases += 1
+    name = "reel_t%d" % _pg_databases
+    pg.psql("CREATE DATABASE %s OWNER reel" % name, db="postgres")
+    return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
+def _store_service(store):
+    """The service.database (and lease) settings for Reeld(store=...)."""
+    if store is None:
+        store = store_kind()
+    if store == "sqlite":
+        return {}
+    if store == "postgres":
+        return {"database": {"backend": "postgres", "url": _fresh_pg_database()}, "lease_seconds": 3}
+    url = store if isinstance(store, str) else store.url  # a URL or a PgServer
+    return {"database": {"backend": "postgres", "url": url}}
+
+
+def metric(text, name, labels=None):
+    """The value of metric `name` in a Prometheus text page (bytes or str),
+    summed over its series whose labels contain `labels` (a str such as
+    'node="w1"'); None when it has no series."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    total = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        series = head.split("{", 1)
+        if series[0] != name or (labels and labels not in head):
+            continue
+        try:
+            total = (total or 0.0) + float(value)
+        except ValueError:
+            pass
+    return total
+
+
 # ----------------------------------------------------------------- reeld --
 
 class Reeld:
     """One reeld process under test, with its own port, config and data_dir.
 
-    Reeld(service=None, pipeline=None, args=(), env=None, start=True)
+    Reeld(service=None, pipeline=None, args=(), env=None, start=True, store=None)
 
     The config is the minimal one below with `service` and `pipeline`
     merged in (see merge()):
@@ -287,6 +362,11 @@ class Reeld:
           auth:
             tokens: ["test-token-abcdef"]
         pipeline: {}
+
+    `store` picks the job store: None (REEL_TEST_STORE decides, see the
+    module's doc), "sqlite", "postgres" (a fresh database on the shared
+    server), or a PgServer or URL (that database, as is). Its settings go
+    under `service` before the test's own, so `service` can override them.
 
     `.config` holds that dict: change it and call start() again to restart
     with a different config on the same data_dir. `args` are extra reeld
@@ -300,8 +380,9 @@ class Reeld:
     REEL_KEEP_TMP=1).
     """
 
-    def __init__(self, service=None, pipeline=None, args=(), env=None, start=True):
+    def __init__(self, service=None, pipeline=None, args=(), env=None, start=True, store=None):
         self.binary = reeld_binary()
+        store_service = _store_service(store)
         self.tmp = tempfile.mkdtemp(prefix="reel-test-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.makedirs(self.data_dir)
@@ -318,6 +399,7 @@ class Reeld:
             },
             "pipeline": {},
         }
+        base["service"] = merge(base["service"], store_service)
         self.config = merge(base, {"service": service or {}, "pipeline": pipeline or {}})
         self.args = list(args)
         self.env = dict(env or {})
@@ -510,6 +592,22 @@ class Reeld:
             value = None
         return status, got, value
 
+    def list_jobs(self, status=None, page=100):
+        """Every job of GET /v1/jobs (all pages, `status` a filter or None) as
+        a dict id -> job. Raises ReeldError when a page is not 200."""
+        out, cursor = {}, None
+        while True:
+            path = "/v1/jobs?limit=%d" % page + ("&status=" + status if status else "") + \
+                ("&cursor=" + cursor if cursor else "")
+            code, _, body = self.json("GET", path)
+            if code != 200 or not isinstance(body, dict):
+                raise ReeldError("GET %s answered %d: %r" % (path, code, body))
+            for job in body.get("jobs", []):
+                out[job["id"]] = job
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return out
+
     def wait_job(self, job_id, statuses, timeout=60.0):
         """Polls GET /v1/jobs/{id} every 0.05 s until its status is one of
         `statuses` (a str or a collection) and returns the job dict.
@@ -537,6 +635,85 @@ class Reeld:
                                  % (job_id, "|".join(sorted(wanted)), timeout,
                                     jsonlib.dumps(job), self.log_tail()))
             time.sleep(0.05)
+
+
+# --------------------------------------------------------------- cluster --
+
+class Cluster:
+    """One API node and `workers` worker nodes on one PostgreSQL database.
+
+    Cluster(pg, workers=3, service=None, pipeline=None, worker_service=None,
+            api_service=None, start=True)
+
+    Every node is a Reeld with its own port and data_dir, `store=pg` (a
+    PgServer or URL), `service` and `pipeline` merged in; the API node gets
+    service.mode "api", node_id "api-1" and `api_service`, worker i
+    (1-based) mode "worker", node_id "worker-i" and `worker_service`. All
+    share one local service.storage.path (`.storage_path`, under `.tmp`).
+    `.api` is the API node, `.workers` the list of worker nodes, `.nodes`
+    all of them. Leaving the block stops them all (the workers first) and
+    keeps their directories when the block raised or REEL_KEEP_TMP=1.
+    """
+
+    def __init__(self, pg, workers=3, service=None, pipeline=None, worker_service=None, api_service=None,
+                 start=True):
+        self.tmp = tempfile.mkdtemp(prefix="reel-cluster-")
+        self.storage_path = os.path.join(self.tmp, "artifacts")
+        os.makedirs(self.storage_path)
+        common = merge({"storage": {"path": self.storage_path}}, service or {})
+        self.api = Reeld(service=merge(merge(common, {"mode": "api", "node_id": "api-1"}), api_service or {}),
+                         pipeline=pipeline, start=False, store=pg)
+        self.workers = [
+            Reeld(service=merge(merge(common, {"mode": "worker", "node_id": "worker-%d" % (i + 1)}),
+                                worker_service or {}),
+                  pipeline=pipeline, start=False, store=pg)
+            for i in range(workers)]
+        self.nodes = [self.api] + self.workers
+        self._cleaned = False
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close(keep=True)
+                raise
+
+    def start(self):
+        """Starts the API node, then every worker node. Returns self."""
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def worker(self, node_id):
+        """The worker node whose service.node_id is node_id, or None."""
+        for w in self.workers:
+            if w.config["service"].get("node_id") == node_id:
+                return w
+        return None
+
+    def close(self, keep=False):
+        """Stops every node (workers first) and removes the directories
+        unless keep or REEL_KEEP_TMP=1. Safe to call more than once."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        for node in self.workers + [self.api]:
+            node.close(keep=keep)
+        if keep or os.environ.get("REEL_KEEP_TMP") == "1":
+            sys.stderr.write("reelharness: kept %s\n" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        failed = exc_type is not None
+        if failed:
+            for node in self.nodes:
+                sys.stderr.write("reelharness: %s log tail (%s):\n%s\n" % (
+                    node.config["service"].get("node_id"), node.log_path, node.log_tail()))
+        self.close(keep=failed)
+        return False
 
 
 # ---------------------------------------------------------------- checks --
@@ -581,6 +758,35 @@ class Checks:
                 print("  - %s" % first, flush=True)
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         return 0 if self.failed == 0 and self.passed > 0 else 1
+
+
+def run_on_postgres(*suites):
+    """Runs the body() of each named black-box suite (e.g. "test_restart")
+    with REEL_TEST_STORE=postgres, so every Reeld it starts uses a fresh
+    database on one PostgreSQL server, and checks at the end that they did
+    (their databases hold jobs). Returns the exit code, like run()."""
+    import importlib
+    os.environ["REEL_TEST_STORE"] = "postgres"
+    sys.path.insert(0, _HERE)
+
+    def body(c):
+        for name in suites:
+            print("--- %s on PostgreSQL" % name, flush=True)
+            before = c.failed
+            try:
+                importlib.import_module(name).body(c)
+            except Exception as e:  # noqa: BLE001 - one suite's escape is one failure
+                traceback.print_exc()
+                c.fail("%s: uncaught %s: %s" % (name, type(e).__name__, e))
+            print("--- %s: %s" % (name, "ok" if c.failed == before else "%d failed" % (c.failed - before)), flush=True)
+        pg = _shared_pg
+        if not c.check(pg is not None and _pg_databases > 0, "the suites' reeld processes used PostgreSQL"):
+            return
+        jobs = sum(int(pg.psql("SELECT count(*) FROM jobs", db="reel_t%d" % i) or 0)
+                   for i in range(1, _pg_databases + 1)
+                   if pg.psql("SELECT to_regclass('jobs') IS NOT NULL", db="reel_t%d" % i) == "t")
+        c.check(jobs > 0, "their jobs are in PostgreSQL (%d jobs in %d databases)" % (jobs, _pg_databases))
+    return run(body)
 
 
 def run(body):
