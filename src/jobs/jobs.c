@@ -163,7 +163,7 @@ static int run_list(reel_store *s, reel_job_op *op) {
 }
 
 static int run_logs(reel_store *s, reel_job_op *op) {
-  int rc = reel_store_get_job(s, op->id, &op->job);
+  int rc = reel_store_read_job(s, op->id, &op->job);
   if (rc) return rc;
   op->lines = json_array();
   if (!op->lines) return REEL_ENOMEM;
@@ -356,7 +356,7 @@ static int run_op(reel_store *s, reel_store_call *call) {
     int rc = run_submits(s, &call, 1);
     return rc ? rc : call->result;
   }
-  case REEL_JOB_OP_GET: return reel_store_get_job(s, op->id, &op->job);
+  case REEL_JOB_OP_GET: return reel_store_read_job(s, op->id, &op->job);
   case REEL_JOB_OP_LIST: return run_list(s, op);
   case REEL_JOB_OP_LOGS: return run_logs(s, op);
   case REEL_JOB_OP_CANCEL: return run_cancel(s, op);

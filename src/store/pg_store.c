@@ -64,7 +64,7 @@ static const char *const migrations[] = {
   "failure_reason, node, lease_expires_ms, cost, version, priority"
 
 enum {
-  STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
+  STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_READ, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
   STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_COUNT_
 };
@@ -76,6 +76,7 @@ static const char *const statement_sql[STMT_COUNT_] = {
                          "run_after_ms, priority) SELECT * FROM unnest($1::text[], $2::int2[], $3::int4[], "
                          "$4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::int4[]) RETURNING id, seq",
     [STMT_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1 FOR UPDATE",
+    [STMT_READ] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1",
     [STMT_WRITE] = "UPDATE jobs SET status = $2, progress = $3, stage = $4, started_ms = $5, finished_ms = $6, "
                    "updated_ms = $7, attempts = $8, run_after_ms = $9, cancel_requested = $10, artifact_key = $11, "
                    "artifact_uri = $12, gcs_uri = $13, error = $14, failure_reason = $15, node = $16, "
@@ -115,6 +116,8 @@ typedef struct {
 } pending_notify;
 
 #define MAX_CONTROLS 8
+#define SESSION_IDLE_MS "5000"
+#define SESSION_LOCK_WAIT_MS "5000"
 
 typedef struct {
   reel_store base;
@@ -400,7 +403,15 @@ static int ensure_session(pg_store *s) {
   }
   if (s->prepared) return 0;
   s->pipeline = 0;
-  if (simple(s, "SET synchronous_commit = on") != 0 || prepare_all(s) != 0) return REEL_ESTORE;
+  /* A node that stops mid-batch (paused, hung, cut off) must not hold its
+   * row locks for long: the server ends its session after SESSION_IDLE_MS
+   * idle inside a transaction (a batch never pauses that long between
+   * statements), and a statement that waits SESSION_LOCK_WAIT_MS for a lock
+   * fails (that call answers 503) instead of stalling every later batch. */
+  if (simple(s, "SET synchronous_commit = on") != 0 ||
+      simple(s, "SET idle_in_transaction_session_timeout = " SESSION_IDLE_MS) != 0 ||
+      simple(s, "SET lock_timeout = " SESSION_LOCK_WAIT_MS) != 0 || prepare_all(s) != 0)
+    return REEL_ESTORE;
   if (!s->pq->enterPipelineMode(s->conn)) {
     note_failure(s, NULL);
     s->prepared = 0;
@@ -599,6 +610,15 @@ static int p_get_job(reel_store *base, const char *id, reel_job *out) {
   const char *v[1] = {id};
   int count = 0;
   int rc = query_jobs(s, STMT_GET, 1, v, 1, out, &count);
+  if (rc) return rc;
+  return count == 1 ? 0 : REEL_ENOTFOUND;
+}
+
+static int p_read_job(reel_store *base, const char *id, reel_job *out) {
+  pg_store *s = (pg_store *)base;
+  const char *v[1] = {id};
+  int count = 0;
+  int rc = query_jobs(s, STMT_READ, 1, v, 1, out, &count);
   if (rc) return rc;
   return count == 1 ? 0 : REEL_ENOTFOUND;
 }
@@ -823,6 +843,7 @@ static const reel_store_ops pg_ops = {
     .insert_job = p_insert_job,
     .insert_jobs = p_insert_jobs,
     .get_job = p_get_job,
+    .read_job = p_read_job,
     .write_job = p_write_job,
     .list_jobs = p_list_jobs,
     .count_by_status = p_count_by_status,

@@ -73,6 +73,10 @@ typedef struct {
   /* Reads the job with this id into *out (locked for update where the backend
    * supports it). REEL_ENOTFOUND if none. */
   int (*get_job)(reel_store *s, const char *id, reel_job *out);
+  /* Reads the job with this id into *out without locking it (a read that
+   * never waits for another node's transaction). REEL_ENOTFOUND if none.
+   * Optional (then get_job). */
+  int (*read_job)(reel_store *s, const char *id, reel_job *out);
   /* Writes every mutable field of job, only if the stored row is still at
    * job->version (the version it was read at), and advances job->version.
    * REEL_ESTALE if the row changed since it was read, REEL_ENOTFOUND if it
@@ -153,6 +157,9 @@ static inline int reel_store_insert_jobs(reel_store *s, reel_job *const *jobs, i
 }
 static inline int reel_store_get_job(reel_store *s, const char *id, reel_job *out) {
   return s->ops->get_job(s, id, out);
+}
+static inline int reel_store_read_job(reel_store *s, const char *id, reel_job *out) {
+  return s->ops->read_job ? s->ops->read_job(s, id, out) : s->ops->get_job(s, id, out);
 }
 static inline int reel_store_write_job(reel_store *s, reel_job *job) { return s->ops->write_job(s, job); }
 static inline int reel_store_list_jobs(reel_store *s, int status, int64_t before_seq, int limit, reel_job *out,
