@@ -413,27 +413,15 @@ static void on_data_dir_check(uv_timer_t *t) {
   uv_timer_stop(t);
 }
 
-typedef struct {
-  reel_job_op op;
-  int done;
-  int result;
-} sync_op;
-
-static void sync_done(reel_job_op *op, int result) {
-  sync_op *s = (sync_op *)op;
-  s->done = 1;
-  s->result = result;
-}
-
-/* Runs one job operation to completion before the server starts serving. */
-static int run_sync(reel_app *app, sync_op *s) {
-  s->op.cb = sync_done;
-  reel_jobs_run(&app->jobs, &s->op);
-  while (!s->done) uv_run(app->loop, UV_RUN_ONCE);
-  return s->result;
-}
-
 static void h3_drained(void *data);
+
+/* The start-up rescue (maintenance.h): 1 while it runs, then its result. */
+static int startup_rescue_result;
+
+static void startup_rescue_done(reel_job_op *op, int result) {
+  (void)op;
+  startup_rescue_result = result;
+}
 
 static int serve(reel_config *cfg, const char *cli_prompt) {
   static reel_app app;
@@ -493,23 +481,15 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
    * now; in an exclusive store every running job was this data_dir's dead
    * predecessor's, in a shared one only those whose lease expired (live
    * workers hold the others) */
-  sync_op recover;
-  reel_job_op_init(&recover.op, REEL_JOB_OP_RESCUE);
-  recover.done = 0;
-  recover.op.max_attempts = cfg->max_attempts;
-  recover.op.all = exclusive;
-  if (run_sync(&app, &recover) != 0) {
-    fprintf(stderr, "reeld: rescuing interrupted jobs failed: %s\n", reel_strerror(recover.result));
-    return 1;
-  }
-  if (recover.op.rescued) {
-    reel_metrics_rescued(recover.op.rescued);
-    reel_log(REEL_LOG_INFO, "rescued interrupted jobs", "{s:i, s:i, s:i}", "jobs", recover.op.rescued, "requeued",
-             recover.op.requeued, "failed", recover.op.failed);
-  }
-  reel_job_op_cleanup(&recover.op);
   reel_maintenance_start(&maintenance, app.loop, &app.jobs, cfg->max_attempts, cfg->lease_seconds,
                          cfg->retention_days);
+  startup_rescue_result = 1; /* pending */
+  reel_maintenance_rescue(&maintenance, exclusive, startup_rescue_done);
+  while (startup_rescue_result == 1) uv_run(app.loop, UV_RUN_ONCE);
+  if (startup_rescue_result != 0) {
+    fprintf(stderr, "reeld: rescuing interrupted jobs failed: %s\n", reel_strerror(startup_rescue_result));
+    return 1;
+  }
 
   if (reel_proxy_list_parse(&app.proxies, cfg->trusted_proxies, cfg->n_trusted_proxies, err, sizeof err) != 0) {
     fprintf(stderr, "reeld: service.trusted_proxies: %s (in %s)\n", err, cfg->path);

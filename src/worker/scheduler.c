@@ -952,8 +952,6 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
 
 void reel_scheduler_poke(reel_scheduler *s) { try_claim(s); }
 
-int reel_scheduler_running(const reel_scheduler *s) { return s->n_running; }
-
 int reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
   for (reel_run *r = s->runs; r; r = r->next) {
     if (strcmp(r->id, job_id) != 0) continue;

@@ -57,8 +57,6 @@ void reel_scheduler_poke(reel_scheduler *s);
  * when its process had already ended and its end is waiting to be recorded).
  * Returns 0, or REEL_ENOTFOUND when this scheduler has no run of job_id. */
 int reel_scheduler_cancel(reel_scheduler *s, const char *job_id);
-/* The number of runs in progress. */
-int reel_scheduler_running(const reel_scheduler *s);
 /* Stops claiming, stops every running job (they go back to the queue without
  * using up an attempt) and calls on_stopped once all are recorded (or, for a
  * run whose end the store cannot take, after one more try: recovery at the
