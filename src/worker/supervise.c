@@ -60,10 +60,21 @@ static int kill_round(void) {
   return found;
 }
 
+/* True when the supervisor has no child left, so no descendant either: a
+ * subreaper inherits every orphan, and a live descendant has a live ancestor
+ * among its children. Nothing else can be in its process group, since reeld
+ * starts it as the leader of a session of its own. (The common case, and the
+ * cheap one: no /proc scan for a pipeline that left nothing behind.) */
+static int no_children_left(void) {
+  int status;
+  return waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD;
+}
+
 /* Ends every process the pipeline left behind and reaps them. */
 static void kill_leftovers(pid_t pipeline, int *pipeline_status, int *pipeline_done) {
   struct timespec pause = {0, 2 * 1000 * 1000};
   for (int round = 0; round < MAX_KILL_ROUNDS; round++) {
+    if (*pipeline_done && no_children_left()) break;
     int found = kill_round();
     reap_children(pipeline, pipeline_status, pipeline_done);
     if (found == 0) break;

@@ -12,6 +12,8 @@ no process of the job has its cwd inside data_dir/work.
 2. kill -9 reeld and the run's supervisor together (nothing left to notice):
    the restarted reeld kills the orphaned process group, found by the record
    written at spawn, before it runs the job again.
+3. A pipeline that exits 0 leaving helpers (one in a session of its own):
+   neither outlives the finished job.
 
 On the baseline, both orphans kept running (their cwd is elsewhere) beside the
 job's second run.
@@ -125,9 +127,48 @@ def reeld_and_supervisor_killed(c):
         shutil.rmtree(outside, ignore_errors=True)
 
 
+def pipeline_left_helpers(c):
+    """3. A pipeline that exits 0 and leaves helpers behind, one of them in a
+    session of its own (out of reach of the group kill), with stdout and
+    stderr closed so nothing holds the run open: once the job has finished
+    neither helper is running (the supervisor kills its leftover
+    descendants before it exits)."""
+    outside = tempfile.mkdtemp(prefix="reel-outside-")
+    helpers = []
+    with h.Reeld(start=False) as r:
+        script = h.write_script(r.tmp, "pipeline.sh", """
+            D=%s
+            sleep 300 </dev/null >/dev/null 2>&1 &
+            echo $! > "$D/in-group.pid"
+            setsid sh -c 'echo $$ > "$1"; exec sleep 300' helper "$D/own-session.pid" </dev/null >/dev/null 2>&1 &
+            while [ ! -s "$D/own-session.pid" ]; do sleep 0.01; done
+            printf 'x' > output/final_video.mp4
+        """ % outside)
+        r.config = h.merge(r.config, {"service": {"workers": 1},
+                                      "pipeline": {"default_backend": "command", "command": [script]}})
+        r.start()
+        try:
+            status, _, job = r.json("POST", "/v1/jobs", {"prompt": "leaves helpers"})
+            c.eq(status, 202, "POST answers 202")
+            done = h.wait_for(lambda: r.json("GET", "/v1/jobs/" + job["id"])[2].get("status") in h.TERMINAL_STATUSES, 20)
+            c.eq(r.json("GET", "/v1/jobs/" + job["id"])[2].get("status") if done else None, "finished",
+                 "the pipeline that left helpers finished")
+            helpers = [h.read_pid(os.path.join(outside, n)) for n in ("in-group.pid", "own-session.pid")]
+            c.check(all(helpers), "both helpers started (%r)" % (helpers,))
+            c.check(h.wait_for(lambda: gone([p for p in helpers if p]), 2),
+                    "neither helper outlives the finished job (%r alive)"
+                    % ([p for p in helpers if p and h.pid_alive(p)],))
+        finally:
+            for p in helpers:
+                if p and h.pid_alive(p):
+                    os.kill(p, signal.SIGKILL)
+            shutil.rmtree(outside, ignore_errors=True)
+
+
 def body(c):
     reeld_killed(c)
     reeld_and_supervisor_killed(c)
+    pipeline_left_helpers(c)
 
 
 if __name__ == "__main__":
