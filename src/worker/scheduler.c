@@ -229,16 +229,9 @@ int reel_scheduler_check_backend(const reel_config *cfg, char *err, size_t errle
   return reel_render_check_tools(err, errlen);
 }
 
-int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
-                                     size_t config_path_len, char *err, size_t errlen) {
-  char output[4200];
-  reel_fs_remove_tree(workspace);
-  snprintf(output, sizeof output, "%s/output", workspace);
-  if (mkdir(workspace, 0700) != 0 || mkdir(output, 0700) != 0) {
-    snprintf(err, errlen, "cannot create the job workspace: %s", strerror(errno));
-    return REEL_EIO;
-  }
-  snprintf(config_path, config_path_len, "%s/pipeline_config.yaml", workspace);
+int reel_scheduler_write_config(const char *workspace, const json_t *effective, char *config_path,
+                                size_t config_path_len, char *err, size_t errlen) {
+  snprintf(config_path, config_path_len, "%s/" REEL_WORKSPACE_CONFIG, workspace);
   char *yaml = reel_config_to_yaml(effective);
   if (!yaml) {
     snprintf(err, errlen, "cannot write the job's effective config");
@@ -249,10 +242,17 @@ int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effect
   if (f && fclose(f) != 0) ok = 0;
   free(yaml);
   if (!ok) {
-    snprintf(err, errlen, "cannot write %s", "pipeline_config.yaml");
+    snprintf(err, errlen, "cannot write %s", REEL_WORKSPACE_CONFIG);
     return REEL_EIO;
   }
   return 0;
+}
+
+int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
+                                     size_t config_path_len, char *err, size_t errlen) {
+  reel_fs_remove_tree(workspace);
+  int rc = reel_workspace_make(workspace, err, errlen);
+  return rc != 0 ? rc : reel_scheduler_write_config(workspace, effective, config_path, config_path_len, err, errlen);
 }
 
 /* ---- run bookkeeping ---- */
@@ -523,7 +523,7 @@ static void on_final_done(reel_job_op *op, int result) {
              reel_strerror(result));
   }
   int keep = op->kind == REEL_JOB_OP_FAIL && s->cfg->keep_failed_workspaces;
-  if (!keep) reel_fs_remove_tree(r->workspace);
+  if (!keep) reel_workspaces_discard(&s->workspaces, r->workspace);
   run_unlink(s, r);
   uv_close((uv_handle_t *)&r->timeout_timer, on_run_timer_closed);
 }
@@ -694,9 +694,8 @@ static void start_run(reel_scheduler *s, const reel_job *job) {
 
   json_t *effective = reel_config_effective(s->cfg->pipeline, s->cli_prompt, job->prompt);
   char config_path[4300], err[512];
-  int rc = effective ? reel_scheduler_prepare_workspace(r->workspace, effective, config_path, sizeof config_path,
-                                                        err, sizeof err)
-                     : REEL_ENOMEM;
+  int rc = effective ? reel_workspaces_take(&s->workspaces, r->workspace, err, sizeof err) : REEL_ENOMEM;
+  if (rc == 0) rc = reel_scheduler_write_config(r->workspace, effective, config_path, sizeof config_path, err, sizeof err);
   json_decref(effective);
   if (rc != 0) {
     r->preset_reason = "spawn";
@@ -937,6 +936,7 @@ int reel_scheduler_start(reel_scheduler *s, uv_loop_t *loop, reel_jobs *jobs, co
   int reaped = reel_run_record_reap(s->procs_dir);
   if (reaped) reel_log(REEL_LOG_WARN, "killed processes left by an earlier reeld", "{s:i}", "processes", reaped);
   if (!cfg->keep_failed_workspaces) clear_work_dir(s->work_dir);
+  reel_workspaces_init(&s->workspaces, loop, s->work_dir, cfg->workers);
   uv_timer_init(loop, &s->poll_timer);
   s->poll_timer.data = s;
   uv_timer_start(&s->poll_timer, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
@@ -965,6 +965,7 @@ int reel_scheduler_cancel(reel_scheduler *s, const char *job_id) {
 
 void reel_scheduler_stop(reel_scheduler *s, void (*on_stopped)(void *data), void *data) {
   s->stopping = 1;
+  reel_workspaces_close(&s->workspaces);
   s->on_stopped = on_stopped;
   s->on_stopped_data = data;
   uv_timer_stop(&s->poll_timer);

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "jobs/jobs.h"
 #include "storage/storage.h"
+#include "worker/workspaces.h"
 
 typedef struct reel_run reel_run;
 
@@ -22,6 +23,7 @@ typedef struct {
   reel_storage *storage;
   char node[64];             /* service.node_id: who claims, in the store */
   char *work_dir;            /* data_dir/work */
+  reel_workspaces workspaces; /* spare and discarded workspaces in work_dir */
   char procs_dir[4200];      /* data_dir/procs: one record per running process group (run_record.h) */
   reel_run *runs;            /* running jobs */
   int n_running;
@@ -89,6 +91,10 @@ char **reel_scheduler_backend_argv(const reel_config *cfg, const char *config_pa
  * what is missing and the Debian package that provides it. */
 int reel_scheduler_check_backend(const reel_config *cfg, char *err, size_t errlen);
 /* Writes the job's workspace: pipeline_config.yaml (effective config) and output/. */
+/* Writes the job's effective config into workspace/pipeline_config.yaml
+ * (whose path goes to config_path). 0, or an error with a message. */
+int reel_scheduler_write_config(const char *workspace, const json_t *effective, char *config_path,
+                                size_t config_path_len, char *err, size_t errlen);
 int reel_scheduler_prepare_workspace(const char *workspace, const json_t *effective, char *config_path,
                                      size_t config_path_len, char *err, size_t errlen);
 
