@@ -55,6 +55,32 @@ static void clear_transitions(reel_job_op *op) {
   op->n_transitions = op->cap_transitions = 0;
 }
 
+/* Records one event of job in the open transaction (type as in SPEC section
+ * 8); data is the job's API form unless given. Counted in op, so its
+ * publication wakes the event readers after the commit. */
+static int emit_event(reel_store *s, reel_job_op *op, const reel_job *job, const char *type, json_t *data) {
+  if (!data) data = reel_job_to_json(job);
+  char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+  json_decref(data);
+  if (!text) return REEL_ENOMEM;
+  int rc = reel_store_append_event(s, job->id, type, reel_now_ms(), text);
+  free(text);
+  if (rc == 0) op->n_events++;
+  return rc;
+}
+
+/* The event a status change makes, or NULL (progress has its own). */
+static const char *transition_event(reel_job_status from, reel_job_status to) {
+  switch (to) {
+  case REEL_JOB_STARTED: return "job.started";
+  case REEL_JOB_QUEUED: return reel_job_status_running(from) ? "job.retrying" : NULL;
+  case REEL_JOB_FINISHED: return "job.finished";
+  case REEL_JOB_FAILED: return "job.failed";
+  case REEL_JOB_CANCELED: return "job.canceled";
+  default: return NULL;
+  }
+}
+
 /* Moves job to status `to` and writes it (with op's cost, if it carries one);
  * the only place a job's status changes. The write lands only on the row as
  * it was read (REEL_ESTALE otherwise). */
@@ -73,6 +99,8 @@ static int transition(reel_store *s, reel_job_op *op, reel_job *job, reel_job_st
   if (to == REEL_JOB_QUEUED) job->lease_expires_ms = 0;
   int rc = reel_store_write_job(s, job);
   if (rc != 0 || from == to) return rc;
+  const char *event = transition_event(from, to);
+  if (event && (rc = emit_event(s, op, job, event, NULL)) != 0) return rc;
   double run_seconds = reel_job_status_terminal(to) && job->started_ms ? (double)(now - job->started_ms) / 1000.0 : -1.0;
   return note_transition(op, job, from, run_seconds);
 }
@@ -134,6 +162,11 @@ static int run_submits(reel_store *s, reel_store_call **calls, int n) {
     batch[accepted++] = j;
   }
   int rc = accepted ? reel_store_insert_jobs(s, batch, accepted) : 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    reel_job_op *op = (reel_job_op *)calls[i];
+    op->n_events = 0;
+    if (op->call.result == 0) rc = emit_event(s, op, &op->job, "job.created", NULL);
+  }
   if (rc == 0 && accepted) rc = reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
   for (int i = 0; i < n; i++) { /* the prompt belongs to exactly one of op and job */
     reel_job_op *op = (reel_job_op *)calls[i];
@@ -168,6 +201,22 @@ static int run_logs(reel_store *s, reel_job_op *op) {
   op->lines = json_array();
   if (!op->lines) return REEL_ENOMEM;
   return op->tail > 0 ? reel_store_tail_logs(s, op->id, op->tail, op->lines) : 0;
+}
+
+static void clear_read_events(reel_job_op *op) {
+  for (int i = 0; i < op->n_read; i++) reel_event_clear(&op->events[i]);
+  free(op->events);
+  op->events = NULL;
+  op->n_read = 0;
+}
+
+static int run_events(reel_store *s, reel_job_op *op) {
+  int rc = reel_store_last_event_id(s, &op->last_event_id);
+  if (rc || op->after_id < 0) return rc;
+  if (op->limit < 1) op->limit = 1;
+  op->events = calloc((size_t)op->limit, sizeof *op->events);
+  if (!op->events) return REEL_ENOMEM;
+  return reel_store_read_events(s, op->after_id, op->id[0] ? op->id : NULL, op->limit, op->events, &op->n_read);
 }
 
 static int run_cancel(reel_store *s, reel_job_op *op) {
@@ -236,7 +285,10 @@ static int run_progress(reel_store *s, reel_job_op *op) {
   reel_job *j = &op->job;
   if (op->progress >= 0) j->progress = op->progress > 100 ? 100 : op->progress;
   if (op->stage[0]) memcpy(j->stage, op->stage, sizeof j->stage);
-  return transition(s, op, j, REEL_JOB_PROGRESS);
+  rc = transition(s, op, j, REEL_JOB_PROGRESS);
+  if (rc) return rc;
+  json_t *data = json_pack("{s:i, s:s?}", "progress", j->progress, "stage", j->stage[0] ? j->stage : NULL);
+  return data ? emit_event(s, op, j, "job.progress", data) : REEL_ENOMEM;
 }
 
 static int run_finish(reel_store *s, reel_job_op *op) {
@@ -339,6 +391,10 @@ static int run_log(reel_jobs *jobs, reel_store *s, reel_job_op *op) {
     char *nl = strchr(line, '\n');
     if (nl) *nl = '\0';
     rc = reel_store_append_log(s, op->id, line, jobs->max_log_lines);
+    if (rc == 0) {
+      json_t *data = json_pack("{s:s}", "line", line);
+      rc = data ? emit_event(s, op, &op->job, "job.log", data) : REEL_ENOMEM;
+    }
     if (nl) *nl = '\n';
     if (rc) return rc;
     line = nl ? nl + 1 : NULL;
@@ -351,6 +407,8 @@ static int run_op(reel_store *s, reel_store_call *call) {
   reel_jobs *jobs = op->jobs;
   /* a call rolled back keeps no outputs from its try */
   clear_transitions(op);
+  op->n_events = 0;
+  if (op->kind == REEL_JOB_OP_EVENTS) clear_read_events(op);
   switch (op->kind) {
   case REEL_JOB_OP_SUBMIT: { /* normally run grouped (run_many); alone it is a group of one */
     int rc = run_submits(s, &call, 1);
@@ -371,6 +429,7 @@ static int run_op(reel_store *s, reel_store_call *call) {
   case REEL_JOB_OP_RESCUE: return run_rescue(s, op);
   case REEL_JOB_OP_PRUNE: return reel_store_delete_finished(s, op->before_ms, op->limit, &op->deleted);
   case REEL_JOB_OP_COUNTS: return reel_store_count_by_status(s, op->counts);
+  case REEL_JOB_OP_EVENTS: return run_events(s, op);
   case REEL_JOB_OP_PING:
     if (!op->probe) return reel_store_ping(s);
     op->call.writes = 1;
@@ -395,6 +454,7 @@ static void publish(reel_jobs *jobs, reel_job_op *op) {
   }
   if ((op->kind == REEL_JOB_OP_SUBMIT || requeued) && jobs->listener.submitted)
     jobs->listener.submitted(jobs->listener.data);
+  if (op->n_events > 0 && jobs->listener.events) jobs->listener.events(jobs->listener.data);
 }
 
 static void op_done(reel_store_call *call, int result) {
@@ -515,6 +575,7 @@ void reel_job_op_cleanup(reel_job_op *op) {
   free(op->list);
   json_decref(op->lines);
   clear_transitions(op);
+  clear_read_events(op);
   op->prompt = op->text = op->artifact_key = op->artifact_uri = op->gcs_uri = op->cost = NULL;
   op->list = NULL;
   op->n_list = 0;

@@ -31,6 +31,7 @@
   XX(RESCUE, "rescue")     /* in: max_attempts, all  out: rescued, requeued, failed */ \
   XX(PRUNE, "prune")       /* in: before_ms, limit   out: deleted                 */ \
   XX(COUNTS, "counts")     /* out: counts                                        */ \
+  XX(EVENTS, "events")     /* in: id ("" for every job), after_id, limit  out: events, last_event_id */ \
   XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe)  */
 
 typedef enum {
@@ -93,6 +94,7 @@ struct reel_job_op {
                            process has started nothing yet), not only those whose lease expired */
   int64_t before_ms;    /* PRUNE: terminal jobs that finished before this */
   int probe;            /* PING: write the probe row (proves the store can commit) */
+  int64_t after_id;     /* EVENTS: events with a larger id (-1: none, only last_event_id) */
   int cancel_orphan;    /* internal: CANCEL found no process running the job and ends it here */
   /* outputs */
   reel_job job;
@@ -104,6 +106,10 @@ struct reel_job_op {
   int rescued, requeued, failed; /* RESCUE: jobs whose run was lost; of them requeued, failed */
   int deleted;          /* PRUNE */
   int64_t counts[REEL_JOB_STATUS_COUNT]; /* COUNTS */
+  reel_event *events;   /* EVENTS: n_read of them, oldest first */
+  int n_read;
+  int64_t last_event_id; /* EVENTS: the newest committed event id when the read ran */
+  int n_events;         /* events this operation recorded (SPEC section 8) */
   reel_job_transition *transitions; /* the status changes made, published after the commit */
   int n_transitions, cap_transitions;
   /* completion, on the loop thread; result is 0 or a reel error:
@@ -125,6 +131,8 @@ typedef struct {
   int (*cancel_requested)(void *data, const char *job_id);
   /* A job changed status (after the commit). Optional. */
   void (*transitioned)(void *data, const reel_job_transition *t);
+  /* An operation committed events: readers may find new ones. Optional. */
+  void (*events)(void *data);
   void *data;
 } reel_jobs_listener;
 

@@ -53,6 +53,19 @@ static const char *const migrations[] = {
     "  line TEXT NOT NULL,"
     "  PRIMARY KEY (job_id, line_no));"
     "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL);",
+    /* 2: job events. Ids come from one counter row that each committing
+     * transaction with events locks last (just before COMMIT) and holds
+     * until its commit is visible, so ids follow commit order across nodes
+     * and a reader that saw id N never later finds a smaller one. */
+    "CREATE TABLE events ("
+    "  id BIGINT PRIMARY KEY,"
+    "  job_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX events_by_job ON events(job_id, id);"
+    "CREATE TABLE reel_event_counter (one INTEGER PRIMARY KEY CHECK (one = 1), last_id BIGINT NOT NULL);"
+    "INSERT INTO reel_event_counter VALUES (1, 0);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 /* pg_advisory_lock key of the migrations: "reel" */
@@ -66,7 +79,8 @@ static const char *const migrations[] = {
 enum {
   STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_READ, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
-  STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_COUNT_
+  STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_EVENTS_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB,
+  STMT_EVENT_LAST, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -95,7 +109,8 @@ static const char *const statement_sql[STMT_COUNT_] = {
                      "ORDER BY lease_expires_ms, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
     [STMT_DELETE_FINISHED] = "WITH doomed AS (SELECT id FROM jobs WHERE status >= 3 AND finished_ms < $1 "
                              "ORDER BY finished_ms LIMIT $2 FOR UPDATE SKIP LOCKED), "
-                             "logs AS (DELETE FROM job_logs WHERE job_id IN (SELECT id FROM doomed)) "
+                             "logs AS (DELETE FROM job_logs WHERE job_id IN (SELECT id FROM doomed)), "
+                             "evs AS (DELETE FROM events WHERE job_id IN (SELECT id FROM doomed)) "
                              "DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)",
     [STMT_LOG_INSERT] = "INSERT INTO job_logs (job_id, line_no, line) SELECT $1, COALESCE(MAX(line_no), 0) + 1, $2 "
                         "FROM job_logs WHERE job_id = $1 RETURNING line_no",
@@ -106,6 +121,14 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_PROBE] = "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) "
                    "ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
     [STMT_CLOCK] = "SELECT (EXTRACT(EPOCH FROM now()) * 1000)::int8",
+    [STMT_EVENTS_INSERT] = "WITH c AS (UPDATE reel_event_counter SET last_id = last_id + $5::int8 RETURNING last_id) "
+                           "INSERT INTO events (id, job_id, type, created_ms, data) "
+                           "SELECT c.last_id - $5::int8 + u.o, u.j, u.t, u.c, u.d FROM c, "
+                           "unnest($1::text[], $2::text[], $3::int8[], $4::text[]) WITH ORDINALITY AS u(j, t, c, d, o)",
+    [STMT_EVENTS_ALL] = "SELECT id, job_id, type, created_ms, data FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+    [STMT_EVENTS_JOB] = "SELECT id, job_id, type, created_ms, data FROM events WHERE job_id = $3 AND id > $1 "
+                        "ORDER BY id LIMIT $2",
+    [STMT_EVENT_LAST] = "SELECT last_id FROM reel_event_counter",
 };
 
 #define MAX_NOTIFY 64
@@ -118,6 +141,14 @@ typedef struct {
 #define MAX_CONTROLS 8
 #define SESSION_IDLE_MS "5000"
 #define SESSION_LOCK_WAIT_MS "5000"
+
+/* An event appended in the open transaction, inserted at its commit. */
+typedef struct {
+  char job_id[32];
+  char type[24];
+  int64_t created_ms;
+  char *data;
+} pending_event;
 
 typedef struct {
   reel_store base;
@@ -135,6 +166,8 @@ typedef struct {
   int64_t tx_clock_ms;   /* the store clock of the open transaction, 0 until read */
   pending_notify notify[MAX_NOTIFY];
   int n_notify, notify_mark, notify_overflow;
+  pending_event *events; /* appended in this transaction, inserted just before COMMIT */
+  int n_events, cap_events, events_mark;
   reel_store_fault fault; /* of the latest failure */
   char fault_msg[320];
 } pg_store;
@@ -421,10 +454,51 @@ static int ensure_session(pg_store *s) {
   return 0;
 }
 
+/* Forgets the pending events from index keep on. */
+static void drop_events(pg_store *s, int keep) {
+  for (int i = keep; i < s->n_events; i++) free(s->events[i].data);
+  if (keep < s->n_events) s->n_events = keep;
+}
+
+static int array_add(reel_buf *b, const char *text, int quoted);
+static int p_notify(reel_store *base, const char *channel, const char *payload);
+
+/* Inserts the transaction's events under the counter row's lock (taken
+ * last, so no deadlock: whoever holds it only commits) and queues their
+ * wake-up. */
+static int flush_events(pg_store *s) {
+  if (s->n_events == 0) return 0;
+  enum { COLUMNS = 4 };
+  reel_buf arrays[COLUMNS];
+  int rc = 0;
+  for (int c = 0; c < COLUMNS; c++) {
+    reel_buf_init(&arrays[c], (size_t)1 << 30);
+    if (reel_buf_append(&arrays[c], "{", 1)) rc = REEL_ENOMEM;
+  }
+  for (int i = 0; i < s->n_events && rc == 0; i++) {
+    const pending_event *e = &s->events[i];
+    numbers n = {0};
+    const char *cell[COLUMNS] = {e->job_id, e->type, num(&n, e->created_ms), e->data};
+    for (int c = 0; c < COLUMNS && rc == 0; c++) rc = array_add(&arrays[c], cell[c], c != 2);
+  }
+  for (int c = 0; c < COLUMNS && rc == 0; c++) rc = reel_buf_append(&arrays[c], "}", 2); /* with its NUL */
+  if (rc == 0) {
+    numbers n = {0};
+    const char *v[5] = {arrays[0].data, arrays[1].data, arrays[2].data, arrays[3].data, num(&n, s->n_events)};
+    rc = run_command(s, STMT_EVENTS_INSERT, 5, v);
+  }
+  for (int c = 0; c < COLUMNS; c++) reel_buf_free(&arrays[c]);
+  drop_events(s, 0);
+  if (rc == REEL_ENOMEM) snprintf(s->fault_msg, sizeof s->fault_msg, "store error: out of memory for events");
+  return rc ? REEL_ESTORE : p_notify(&s->base, REEL_STORE_CHANNEL_EVENTS, "");
+}
+
 static int p_begin(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->tx_clock_ms = 0;
   s->n_notify = s->notify_mark = s->notify_overflow = 0;
+  drop_events(s, 0);
+  s->events_mark = 0;
   s->n_controls = 0;
   s->begin_sent = 0;
   s->savepoint_state = 0;
@@ -462,11 +536,12 @@ static int p_commit(reel_store *base) {
     s->fault = s->pq->status(s->conn) == CONNECTION_OK ? REEL_STORE_FAULT_OTHER : REEL_STORE_FAULT_DOWN;
     return REEL_ESTORE;
   }
-  if (!s->begin_sent && s->n_notify == 0 && !s->notify_overflow) { /* nothing reached the server */
+  if (!s->begin_sent && s->n_notify == 0 && !s->notify_overflow && s->n_events == 0) { /* nothing reached the server */
     s->n_controls = 0;
     return 0;
   }
-  int rc = queue_notifications(s);
+  int rc = flush_events(s);
+  if (rc == 0) rc = queue_notifications(s);
   s->n_notify = 0;
   /* a COMMIT of a failed transaction "succeeds" as ROLLBACK */
   return rc ? rc : finish_command(s, "COMMIT", "COMMIT");
@@ -475,6 +550,7 @@ static int p_commit(reel_store *base) {
 static int p_rollback(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->n_notify = 0;
+  drop_events(s, 0);
   s->n_controls = 0;
   if (!s->begin_sent || s->pq->status(s->conn) != CONNECTION_OK) return 0; /* nothing open on the server */
   finish_command(s, "ROLLBACK", NULL);
@@ -489,6 +565,7 @@ static void unqueue_savepoint(pg_store *s) {
 static int p_savepoint(reel_store *base) {
   pg_store *s = (pg_store *)base;
   s->notify_mark = s->n_notify;
+  s->events_mark = s->n_events;
   s->savepoint_state = 1;
   return queue_control(s, "SAVEPOINT call");
 }
@@ -506,7 +583,8 @@ static int p_release(reel_store *base) {
 
 static int p_rollback_to(reel_store *base) {
   pg_store *s = (pg_store *)base;
-  s->n_notify = s->notify_mark; /* the rolled-back call's notifications go too */
+  s->n_notify = s->notify_mark; /* the rolled-back call's notifications and events go too */
+  drop_events(s, s->events_mark);
   if (s->savepoint_state == 1) { /* the call never reached the server */
     unqueue_savepoint(s);
     s->savepoint_state = 0;
@@ -793,6 +871,72 @@ static int p_tail_logs(reel_store *base, const char *job_id, int count, json_t *
   return 0;
 }
 
+/* ---- events ---- */
+
+static int p_append_event(reel_store *base, const char *job_id, const char *type, int64_t created_ms,
+                          const char *data) {
+  pg_store *s = (pg_store *)base;
+  if (s->n_events == s->cap_events) {
+    int cap = s->cap_events ? s->cap_events * 2 : 16;
+    pending_event *grown = realloc(s->events, (size_t)cap * sizeof *grown);
+    if (!grown) return REEL_ENOMEM;
+    s->events = grown;
+    s->cap_events = cap;
+  }
+  pending_event *e = &s->events[s->n_events];
+  memset(e, 0, sizeof *e);
+  snprintf(e->job_id, sizeof e->job_id, "%s", job_id);
+  snprintf(e->type, sizeof e->type, "%s", type);
+  e->created_ms = created_ms;
+  if (!(e->data = strdup(data))) return REEL_ENOMEM;
+  s->n_events++;
+  return 0;
+}
+
+static int p_read_events(reel_store *base, int64_t after_id, const char *job_id, int limit, reel_event *out,
+                         int *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[3] = {num(&n, after_id), num(&n, limit), job_id};
+  *count = 0;
+  PGresult *res = run(s, job_id ? STMT_EVENTS_JOB : STMT_EVENTS_ALL, job_id ? 3 : 2, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int rows = s->pq->ntuples(res), rc = 0;
+  for (int i = 0; i < rows && i < limit; i++) {
+    reel_event *e = &out[i];
+    memset(e, 0, sizeof *e);
+    e->id = get_int(s, res, i, 0);
+    get_copy(s, res, i, 1, e->job_id, sizeof e->job_id);
+    get_copy(s, res, i, 2, e->type, sizeof e->type);
+    e->created_ms = get_int(s, res, i, 3);
+    if (!(e->data = strdup(s->pq->getvalue(res, i, 4)))) {
+      rc = REEL_ENOMEM;
+      break;
+    }
+    (*count)++;
+  }
+  s->pq->clear(res);
+  if (rc) {
+    for (int i = 0; i < *count; i++) reel_event_clear(&out[i]);
+    *count = 0;
+  }
+  return rc;
+}
+
+static int p_last_event_id(reel_store *base, int64_t *id) {
+  pg_store *s = (pg_store *)base;
+  PGresult *res = run(s, STMT_EVENT_LAST, 0, NULL);
+  int ok = res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1;
+  if (ok) *id = get_int(s, res, 0, 0);
+  else note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
 /* ---- wake-ups, health ---- */
 
 static int p_notify(reel_store *base, const char *channel, const char *payload) {
@@ -826,6 +970,8 @@ static reel_store_fault p_last_fault(reel_store *base, char *msg, size_t msglen)
 
 static void p_close(reel_store *base) {
   pg_store *s = (pg_store *)base;
+  drop_events(s, 0);
+  free(s->events);
   if (s->conn) s->pq->finish(s->conn);
   free(s);
 }
@@ -852,6 +998,9 @@ static const reel_store_ops pg_ops = {
     .renew_lease = p_renew_lease,
     .expired_leases = p_expired_leases,
     .delete_finished = p_delete_finished,
+    .append_event = p_append_event,
+    .read_events = p_read_events,
+    .last_event_id = p_last_event_id,
     .append_log = p_append_log,
     .tail_logs = p_tail_logs,
     .notify = p_notify,

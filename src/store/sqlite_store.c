@@ -54,6 +54,15 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_runnable ON jobs(priority DESC, run_after_ms, seq) WHERE status = 0;"
     "CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE status IN (1, 2);"
     "CREATE INDEX jobs_finished ON jobs(finished_ms) WHERE status >= 3;",
+    /* 5: job events (AUTOINCREMENT: an id is never given twice, even after
+     * retention deleted the newest) */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX events_by_job ON events(job_id, id);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -66,7 +75,8 @@ enum {
   STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_SAVEPOINT, STMT_RELEASE, STMT_ROLLBACK_TO,
   STMT_INSERT, STMT_GET, STMT_WRITE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_RENEWED, STMT_EXPIRED, STMT_FINISHED_BEFORE, STMT_DELETE_LOGS,
-  STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_COUNT_
+  STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE,
+  STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -107,6 +117,12 @@ static const char *const statement_sql[STMT_COUNT_] = {
                       "ORDER BY line_no DESC LIMIT ?2) ORDER BY line_no",
     [STMT_PING] = "SELECT 1",
     [STMT_PROBE] = "INSERT OR REPLACE INTO store_probe (id, at_ms) VALUES (1, ?1)",
+    [STMT_EVENT_INSERT] = "INSERT INTO events (job_id, type, created_ms, data) VALUES (?1, ?2, ?3, ?4)",
+    [STMT_EVENTS_ALL] = "SELECT id, job_id, type, created_ms, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [STMT_EVENTS_JOB] = "SELECT id, job_id, type, created_ms, data FROM events WHERE job_id = ?3 AND id > ?1 "
+                        "ORDER BY id LIMIT ?2",
+    [STMT_EVENT_LAST] = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+    [STMT_DELETE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
 };
 
 typedef struct {
@@ -343,6 +359,10 @@ static int s_delete_finished(reel_store *base, int64_t before_ms, int limit, int
     sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
     result = step_done(st);
     if (result) break;
+    st = prepared(s, STMT_DELETE_EVENTS);
+    sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+    result = step_done(st);
+    if (result) break;
     st = prepared(s, STMT_DELETE_JOB);
     sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
     result = step_done(st);
@@ -379,6 +399,55 @@ static int s_append_log(reel_store *base, const char *job_id, const char *line, 
     if (step_done(st) != 0) return REEL_ESTORE;
   }
   return 0;
+}
+
+static int s_append_event(reel_store *base, const char *job_id, const char *type, int64_t created_ms,
+                          const char *data) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EVENT_INSERT);
+  sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, created_ms);
+  sqlite3_bind_text(st, 4, data, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+static int s_read_events(reel_store *base, int64_t after_id, const char *job_id, int limit, reel_event *out,
+                         int *count) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, job_id ? STMT_EVENTS_JOB : STMT_EVENTS_ALL);
+  sqlite3_bind_int64(st, 1, after_id);
+  sqlite3_bind_int(st, 2, limit);
+  if (job_id) sqlite3_bind_text(st, 3, job_id, -1, SQLITE_STATIC);
+  int n = 0, rc = SQLITE_DONE, result = 0;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    reel_event *e = &out[n];
+    memset(e, 0, sizeof *e);
+    e->id = sqlite3_column_int64(st, 0);
+    copy_column(st, 1, e->job_id, sizeof e->job_id);
+    copy_column(st, 2, e->type, sizeof e->type);
+    e->created_ms = sqlite3_column_int64(st, 3);
+    const char *data = (const char *)sqlite3_column_text(st, 4);
+    if (!(e->data = strdup(data ? data : "null"))) {
+      result = REEL_ENOMEM;
+      break;
+    }
+    n++;
+  }
+  if (result == 0 && n < limit && rc != SQLITE_DONE) result = REEL_ESTORE;
+  sqlite3_reset(st);
+  if (result) {
+    for (int i = 0; i < n; i++) reel_event_clear(&out[i]);
+    n = 0;
+  }
+  *count = n;
+  return result;
+}
+
+static int s_last_event_id(reel_store *base, int64_t *id) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EVENT_LAST);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : REEL_ESTORE;
 }
 
 static int s_tail_logs(reel_store *base, const char *job_id, int n, json_t *lines) {
@@ -484,6 +553,9 @@ static const reel_store_ops sqlite_ops = {
     .list_jobs = s_list_jobs,
     .count_by_status = s_count_by_status,
     .next_runnable = s_next_runnable,
+    .append_event = s_append_event,
+    .read_events = s_read_events,
+    .last_event_id = s_last_event_id,
     .append_log = s_append_log,
     .tail_logs = s_tail_logs,
     .ping = s_ping,

@@ -18,6 +18,8 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "jobs/job.h"
 
@@ -44,6 +46,18 @@ typedef struct {
 /* Wake-up channels (PostgreSQL NOTIFY; no-ops where one process is alone). */
 #define REEL_STORE_CHANNEL_JOBS "reel_jobs"     /* a job became claimable: payload "" */
 #define REEL_STORE_CHANNEL_CANCEL "reel_cancel" /* a running job must stop: payload its id */
+#define REEL_STORE_CHANNEL_EVENTS "reel_events" /* events were committed: payload "" */
+
+/* One event of a job (SPEC section 8): what changed, in the order the store
+ * committed it. Ids increase across the whole store in commit order, so a
+ * reader that has seen id N has seen every event below it. */
+typedef struct {
+  int64_t id;
+  char job_id[32];
+  char type[24];      /* "job.created", "job.progress", ... */
+  int64_t created_ms;
+  char *data;         /* JSON text (heap) */
+} reel_event;
 
 typedef struct {
   const char *name;
@@ -104,8 +118,19 @@ typedef struct {
    * and locking like next_runnable. Fills out[0..*count). */
   int (*expired_leases)(reel_store *s, int64_t now_ms, int limit, reel_job *out, int *count);
   /* Deletes up to limit terminal jobs that finished before before_ms, with
-   * their logs; *deleted says how many. */
+   * their logs and events; *deleted says how many. */
   int (*delete_finished)(reel_store *s, int64_t before_ms, int limit, int *deleted);
+  /* Records an event in the open transaction (ids are given at commit time
+   * where the backend has several writers, so they follow commit order); it
+   * is visible to readers once the transaction commits, and gone if the
+   * call's savepoint rolls back. */
+  int (*append_event)(reel_store *s, const char *job_id, const char *type, int64_t created_ms, const char *data);
+  /* Reads up to limit committed events with id > after_id, oldest first: of
+   * job_id, or of every job when job_id is NULL. Fills out[0..*count). */
+  int (*read_events)(reel_store *s, int64_t after_id, const char *job_id, int limit, reel_event *out, int *count);
+  /* The largest event id committed so far (0 before the first), whether or
+   * not retention has deleted that event since. */
+  int (*last_event_id)(reel_store *s, int64_t *id);
   /* Appends one line to a job's log, dropping the oldest beyond max_lines. */
   int (*append_log)(reel_store *s, const char *job_id, const char *line, size_t max_lines);
   /* Appends the last n lines of a job's log (oldest first) to the JSON array. */
@@ -174,6 +199,20 @@ static inline int reel_store_count_queued(reel_store *s, int64_t limit, int64_t 
 }
 static inline int reel_store_next_runnable(reel_store *s, int64_t now_ms, reel_job *out) {
   return s->ops->next_runnable(s, now_ms, out);
+}
+static inline int reel_store_append_event(reel_store *s, const char *job_id, const char *type, int64_t created_ms,
+                                          const char *data) {
+  return s->ops->append_event(s, job_id, type, created_ms, data);
+}
+static inline int reel_store_read_events(reel_store *s, int64_t after_id, const char *job_id, int limit,
+                                         reel_event *out, int *count) {
+  return s->ops->read_events(s, after_id, job_id, limit, out, count);
+}
+static inline int reel_store_last_event_id(reel_store *s, int64_t *id) { return s->ops->last_event_id(s, id); }
+/* Frees an event's data and zeroes it. */
+static inline void reel_event_clear(reel_event *e) {
+  free(e->data);
+  memset(e, 0, sizeof *e);
 }
 static inline int reel_store_renew_lease(reel_store *s, const char *job_id, const reel_fence *fence,
                                          int64_t lease_expires_ms, int *held, int *cancel_requested) {

@@ -103,8 +103,10 @@ static long long admin_int(const char *fmt, ...) {
 static long long job_rows(const char *id) { return admin_int("SELECT COUNT(*) FROM jobs WHERE id = '%s'", id); }
 static long long log_rows(const char *id) { return admin_int("SELECT COUNT(*) FROM job_logs WHERE job_id = '%s'", id); }
 
-/* Every job and log line gone: each section starts from an empty store. */
-static void clear_all(void) { CHECK_INT(admin_exec("DELETE FROM job_logs; DELETE FROM jobs;"), 0); }
+static long long event_rows(const char *id) { return admin_int("SELECT COUNT(*) FROM events WHERE job_id = '%s'", id); }
+
+/* Every job, log line and event gone: each section starts from an empty store. */
+static void clear_all(void) { CHECK_INT(admin_exec("DELETE FROM job_logs; DELETE FROM events; DELETE FROM jobs;"), 0); }
 
 static int admin_open(void) {
   char err[256];
@@ -120,7 +122,8 @@ static int admin_open(void) {
       return -1;
     }
     /* a throwaway database: reel's tables (and the suite's) start empty */
-    return admin_exec("DROP TABLE IF EXISTS jobs, job_logs, store_probe, reel_schema_version, conf_guard, conf_parent "
+    return admin_exec("DROP TABLE IF EXISTS jobs, job_logs, events, reel_event_counter, store_probe, reel_schema_version, "
+                      "conf_guard, conf_parent "
                       "CASCADE; DROP FUNCTION IF EXISTS conf_poison() CASCADE;");
   }
   if (sqlite3_open_v2(db_path, &adm_sqlite, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
@@ -328,7 +331,13 @@ static struct {
   int submitted, transitioned, cancels;
   int cancel_answer; /* what cancel_requested answers: 0 (a run stops it) or REEL_ENOTFOUND */
   reel_job_transition last;
+  int events;
 } L;
+
+static void on_events(void *d) {
+  (void)d;
+  L.events++;
+}
 
 static void on_submitted(void *d) {
   (void)d;
@@ -444,7 +453,7 @@ static void open_jobs(void) {
   if (!s) exit(check_report() ? 1 : 1);
   CHECK_INT(reel_jobs_init(&J, loop, s, 1000, 5), 0);
   J.listener = (reel_jobs_listener){.submitted = on_submitted, .cancel_requested = on_cancel_requested,
-                                    .transitioned = on_transitioned, .data = NULL};
+                                    .transitioned = on_transitioned, .events = on_events, .data = NULL};
 }
 
 static void close_jobs(reel_jobs *jobs) {
@@ -877,6 +886,8 @@ static void test_delete_finished(reel_store *s) {
   CHECK_INT(reel_store_append_log(s, "job_del_1", "one", 10), 0);
   CHECK_INT(reel_store_append_log(s, "job_del_1", "two", 10), 0);
   CHECK_INT(reel_store_append_log(s, "job_del_running", "kept", 10), 0);
+  CHECK_INT(reel_store_append_event(s, "job_del_1", "job.finished", t, "{}"), 0);
+  CHECK_INT(reel_store_append_event(s, "job_del_running", "job.started", t, "{}"), 0);
   tx_commit(s);
   tx_begin(s);
   int deleted = -1;
@@ -889,6 +900,7 @@ static void test_delete_finished(reel_store *s) {
   CHECK_INT(job_rows("job_del_2"), 0);
   CHECK_INT(job_rows("job_del_3"), 1);
   CHECK_INT(log_rows("job_del_1"), 0);
+  CHECK_INT(event_rows("job_del_1"), 0);
   tx_begin(s);
   CHECK_INT(reel_store_delete_finished(s, t, 10, &deleted), 0);
   CHECK_INT(deleted, 1);
@@ -900,6 +912,7 @@ static void test_delete_finished(reel_store *s) {
   CHECK_INT(job_rows("job_del_running"), 1);
   CHECK_INT(job_rows("job_del_queued"), 1);
   CHECK_INT(log_rows("job_del_running"), 1);
+  CHECK_INT(event_rows("job_del_running"), 1);
   clear_all();
 }
 
@@ -935,6 +948,76 @@ static void test_logs(reel_store *s) {
   CHECK_INT(reel_store_tail_logs(s, "job_log_none", 10, lines), 0);
   CHECK_INT((int)json_array_size(lines), 0);
   json_decref(lines);
+  tx_commit(s);
+  clear_all();
+}
+
+static void test_events(reel_store *s) {
+  SECTION("append_event, read_events, last_event_id: committed only, in order, per job or all");
+  int64_t base = -1;
+  tx_begin(s);
+  CHECK_INT(reel_store_last_event_id(s, &base), 0);
+  CHECK(base >= 0);
+  const char *odd = "{\"line\":\"\u00fcn\u00ef \\\"q\\\" \\\\ {a,b}, \u2603\"}"; /* quotes, backslash, braces, comma */
+  CHECK_INT(reel_store_append_event(s, "job_ev_a", "job.created", 1000, "{\"n\":1}"), 0);
+  CHECK_INT(reel_store_append_event(s, "job_ev_b", "job.created", 1001, "{\"n\":2}"), 0);
+  CHECK_INT(reel_store_append_event(s, "job_ev_a", "job.log", 1002, odd), 0);
+  CHECK_INT(reel_store_release_savepoint(s), 0);
+  CHECK_INT(reel_store_savepoint(s), 0);
+  CHECK_INT(reel_store_append_event(s, "job_ev_a", "job.dropped", 1003, "{}"), 0);
+  CHECK_INT(reel_store_rollback_savepoint(s), 0); /* a rolled-back call's event goes with it */
+  CHECK_INT(admin_int("SELECT COUNT(*) FROM events"), 0); /* nothing visible before the commit */
+  tx_commit(s);
+  CHECK_INT(event_rows("job_ev_a"), 2);
+  CHECK_INT(event_rows("job_ev_b"), 1);
+  reel_event ev[8];
+  int n = -1;
+  tx_begin(s);
+  int64_t last = -1;
+  CHECK_INT(reel_store_last_event_id(s, &last), 0);
+  CHECK_INT(last, base + 3);
+  CHECK_INT(reel_store_read_events(s, base, NULL, 8, ev, &n), 0);
+  CHECK_INT(n, 3);
+  if (n == 3) {
+    CHECK_INT(ev[0].id, base + 1);
+    CHECK(ev[0].id < ev[1].id && ev[1].id < ev[2].id);
+    CHECK_STR(ev[0].job_id, "job_ev_a");
+    CHECK_STR(ev[0].type, "job.created");
+    CHECK_INT(ev[0].created_ms, 1000);
+    CHECK_STR(ev[0].data, "{\"n\":1}");
+    CHECK_STR(ev[1].job_id, "job_ev_b");
+    CHECK_STR(ev[2].type, "job.log");
+    CHECK_STR(ev[2].data, odd);
+  }
+  for (int i = 0; i < n; i++) reel_event_clear(&ev[i]);
+  CHECK_INT(reel_store_read_events(s, base, "job_ev_a", 8, ev, &n), 0); /* one job's */
+  CHECK_INT(n, 2);
+  if (n == 2) CHECK_STR(ev[1].type, "job.log");
+  for (int i = 0; i < n; i++) reel_event_clear(&ev[i]);
+  CHECK_INT(reel_store_read_events(s, base + 1, NULL, 1, ev, &n), 0); /* after an id, bounded */
+  CHECK_INT(n, 1);
+  if (n == 1) CHECK_INT(ev[0].id, base + 2);
+  for (int i = 0; i < n; i++) reel_event_clear(&ev[i]);
+  CHECK_INT(reel_store_read_events(s, base + 3, NULL, 8, ev, &n), 0);
+  CHECK_INT(n, 0);
+  tx_commit(s);
+  /* a transaction rolled back leaves no event and uses no id that shows */
+  tx_begin(s);
+  CHECK_INT(reel_store_append_event(s, "job_ev_c", "job.created", 1004, "{}"), 0);
+  put_job(s, "job_ev_c", "p", 0, 0);
+  tx_rollback(s);
+  tx_begin(s);
+  CHECK_INT(reel_store_append_event(s, "job_ev_d", "job.created", 1005, "{}"), 0);
+  tx_commit(s);
+  CHECK_INT(event_rows("job_ev_c"), 0);
+  tx_begin(s);
+  CHECK_INT(reel_store_read_events(s, base + 3, NULL, 8, ev, &n), 0);
+  CHECK_INT(n, 1);
+  if (n == 1) {
+    CHECK_STR(ev[0].job_id, "job_ev_d");
+    CHECK(ev[0].id > base + 3);
+  }
+  for (int i = 0; i < n; i++) reel_event_clear(&ev[i]);
   tx_commit(s);
   clear_all();
 }
@@ -1044,6 +1127,7 @@ static void test_failed_commit_direct(reel_store *s) {
   SECTION("commit: a commit that fails gives REEL_ESTORE and leaves nothing");
   tx_begin(s);
   put_job(s, "job_fc_direct_ok", "fine", 0, 0);
+  CHECK_INT(reel_store_append_event(s, "job_fc_direct_ok", "job.created", 1, "{}"), 0);
   put_job(s, "job_fc_direct_poison", "poison-at-commit", 0, 0); /* accepted: the key is checked at COMMIT */
   CHECK_INT(reel_store_release_savepoint(s), 0);
   CHECK_INT(reel_store_commit(s), REEL_ESTORE);
@@ -1055,6 +1139,7 @@ static void test_failed_commit_direct(reel_store *s) {
   CHECK_INT(reel_store_rollback(s), 0);
   CHECK_INT(job_rows("job_fc_direct_ok"), 0);
   CHECK_INT(job_rows("job_fc_direct_poison"), 0);
+  CHECK_INT(event_rows("job_fc_direct_ok"), 0);
   CHECK_INT(admin_int("SELECT COUNT(*) FROM conf_guard"), 0);
   /* and the connection works on */
   tx_begin(s);
@@ -1716,6 +1801,88 @@ static void test_retry_cancel(void) {
   clear_all();
 }
 
+/* The event types of job id (or of every job when id is NULL) after after_id, joined by spaces. */
+static void event_types(const char *id, int64_t after_id, char *out, size_t n, int64_t *last_id) {
+  sync_op s;
+  memset(&s, 0, sizeof s);
+  op_new(&s, REEL_JOB_OP_EVENTS, id);
+  s.op.after_id = after_id;
+  s.op.limit = 100;
+  CHECK_INT(jrun(&s), 0);
+  out[0] = '\0';
+  for (int i = 0; i < s.op.n_read; i++) {
+    size_t len = strlen(out);
+    snprintf(out + len, n - len, "%s%s", len ? " " : "", s.op.events[i].type);
+    if (i > 0) CHECK(s.op.events[i].id > s.op.events[i - 1].id);
+    if (id) CHECK_STR(s.op.events[i].job_id, id);
+  }
+  if (last_id) *last_id = s.op.last_event_id;
+  reel_job_op_cleanup(&s.op);
+}
+
+static void test_job_events(void) {
+  SECTION("jobs: every change is an event, in order, committed with it; EVENTS reads them");
+  sync_op s;
+  memset(&s, 0, sizeof s);
+  char a[32], b[32], types[512];
+  reel_fence fence;
+  int64_t start = 0;
+  event_types(NULL, -1, types, sizeof types, &start); /* after_id -1: only the newest id */
+  CHECK_INT((long long)strlen(types), 0);
+  int events_before = L.events;
+  CHECK_INT(submit("events a", 0, a), 0);
+  CHECK(L.events > events_before); /* published after the commit */
+  CHECK_INT(claim("n1", 60000, NULL, &fence), 0);
+  CHECK_INT(fenced(&s, REEL_JOB_OP_PROGRESS, a, &fence), 0);
+  op_new(&s, REEL_JOB_OP_LOG, a);
+  s.op.fence = fence;
+  s.op.text = strdup("first line\nsecond line");
+  CHECK_INT(jrun(&s), 0);
+  CHECK_INT(fenced(&s, REEL_JOB_OP_RETRY, a, &fence), 0);
+  CHECK_INT(claim("n2", 60000, NULL, &fence), 0);
+  CHECK_INT(fenced(&s, REEL_JOB_OP_FINISH, a, &fence), 0);
+  reel_fence stale = fence;
+  stale.attempt = 1;
+  CHECK_INT(fenced(&s, REEL_JOB_OP_LOG, a, &stale), REEL_ESTALE); /* a write that lost: no event */
+  event_types(a, start, types, sizeof types, NULL);
+  CHECK_STR(types, "job.created job.started job.progress job.log job.log job.retrying job.started job.finished");
+  /* the data of each kind */
+  op_new(&s, REEL_JOB_OP_EVENTS, a);
+  s.op.after_id = start;
+  s.op.limit = 100;
+  CHECK_INT(jrun(&s), 0);
+  CHECK_INT(s.op.n_read, 8);
+  if (s.op.n_read == 8) {
+    json_t *created = json_loads(s.op.events[0].data, 0, NULL), *progress = json_loads(s.op.events[2].data, 0, NULL);
+    json_t *log = json_loads(s.op.events[3].data, 0, NULL), *done = json_loads(s.op.events[7].data, 0, NULL);
+    CHECK_STR(json_string_value(json_object_get(created, "status")), "queued");
+    CHECK_STR(json_string_value(json_object_get(created, "id")), a);
+    CHECK_INT(json_integer_value(json_object_get(progress, "progress")), 50);
+    CHECK_STR(json_string_value(json_object_get(progress, "stage")), "render");
+    CHECK_STR(json_string_value(json_object_get(log, "line")), "first line");
+    CHECK_STR(json_string_value(json_object_get(done, "status")), "finished");
+    CHECK_INT(json_integer_value(json_object_get(done, "attempts")), 2);
+    json_decref(created), json_decref(progress), json_decref(log), json_decref(done);
+  }
+  /* a queued job cancelled; a failed one */
+  CHECK_INT(submit("events b", 0, b), 0);
+  op_new(&s, REEL_JOB_OP_CANCEL, b);
+  CHECK_INT(jrun(&s), 0);
+  event_types(b, start, types, sizeof types, NULL);
+  CHECK_STR(types, "job.created job.canceled");
+  event_types(NULL, start, types, sizeof types, NULL); /* every job's, in commit order */
+  CHECK_STR(types, "job.created job.started job.progress job.log job.log job.retrying job.started job.finished "
+                   "job.created job.canceled");
+  /* pruned with their jobs */
+  op_new(&s, REEL_JOB_OP_PRUNE, NULL);
+  s.op.before_ms = reel_now_ms() + 1000;
+  s.op.limit = 100;
+  CHECK_INT(jrun(&s), 0);
+  CHECK_INT(event_rows(a) + event_rows(b), 0);
+  reel_job_op_cleanup(&s.op);
+  clear_all();
+}
+
 static void test_prune(void) {
   SECTION("jobs: PRUNE deletes old terminal jobs, bounded");
   sync_op s;
@@ -1909,6 +2076,7 @@ int main(void) {
   test_expired_leases(s);
   test_delete_finished(s);
   test_logs(s);
+  test_events(s);
   if (pg_url) test_pg_notify(s);
   if (pg_url) test_pg_skip_locked(s);
   test_failed_commit_direct(s);
@@ -1924,6 +2092,7 @@ int main(void) {
   test_rescue();
   test_retry_cancel();
   test_prune();
+  test_job_events();
   test_concurrent_claims(s);
 
   close_jobs(&J);
