@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "http/address.h"
+#include "http/body_stream.h"
 #include "http/fd_limit.h"
 #include "http/h2_session.h"
 #include "http/response_file.h"
@@ -97,6 +98,12 @@ struct exchange {
   int file_fd;
   int64_t file_pos, file_remaining;
   char *chunk;
+  /* a streamed body (http/body_stream.h): sent as chunks (HTTP/1.1) or up to
+   * the close (HTTP/1.0) as it arrives */
+  reel_body_stream *stream;
+  int stream_chunked;
+  int writing;      /* a write of this exchange is in flight */
+  int stream_last;  /* the write in flight ends the body */
 };
 
 static void conn_close(reel_http_connection *c);
@@ -112,6 +119,7 @@ static int tls_start(reel_http_connection *c);
 static int tls_has_input(reel_http_connection *c);
 
 static void exchange_free(exchange *ex) {
+  if (ex->stream) reel_body_stream_release(ex->stream);
   free(ex->raw);
   reel_buf_free(&ex->body);
   reel_buf_free(&ex->out);
@@ -181,8 +189,9 @@ static void arm_timer(reel_http_connection *c) {
   } else if (c->state == CONN_READING && c->in.len > 0 && !c->parse.head_complete) {
     uint64_t elapsed = uv_now(c->srv->loop) - c->request_started_ms;
     timeout = elapsed >= c->srv->header_timeout_ms ? 1 : c->srv->header_timeout_ms - elapsed;
-  } else if (c->state == CONN_HANDLING) {
-    uv_timer_stop(&c->timer);
+  } else if (c->state == CONN_HANDLING || (c->state == CONN_WRITING && c->current && c->current->stream &&
+                                            !c->current->writing)) {
+    uv_timer_stop(&c->timer); /* a handler at work, or a streamed body waiting for its next bytes */
     return;
   }
   uv_timer_start(&c->timer, on_timeout, timeout, 0);
@@ -277,7 +286,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       conn_close(c); /* streams still with the handler are detached */
       return;
     }
-    if (c->state == CONN_READING) conn_close(c);
+    if (c->state == CONN_READING || (c->current && c->current->stream)) conn_close(c); /* nobody reads the stream */
     else c->keep_alive = 0;
     return;
   }
@@ -313,9 +322,12 @@ static void finish_exchange(reel_http_connection *c, exchange *ex);
 
 static void write_more(exchange *ex);
 
+static void stream_pump(exchange *ex);
+
 static void on_write(uv_write_t *w, int status) {
   exchange *ex = w->data;
   reel_http_connection *c = ex->conn;
+  ex->writing = 0;
   if (!c || status < 0) {
     if (c) {
       c->current = NULL;
@@ -328,7 +340,83 @@ static void on_write(uv_write_t *w, int status) {
     write_more(ex);
     return;
   }
+  if (ex->stream && !ex->stream_last) {
+    stream_pump(ex);
+    return;
+  }
   finish_exchange(c, ex);
+}
+
+/* Sends what the exchange's streamed body has waiting, one write at a time:
+ * a chunk, the last chunk once the body ended, or a close when it was
+ * aborted (the client sees the body cut short and resumes). With nothing
+ * waiting it returns; the stream's wake-up brings it back. */
+static void stream_pump(exchange *ex) {
+  reel_http_connection *c = ex->conn;
+  if (!c || c->closing || ex->writing) return;
+  reel_body_stream_state state = reel_body_stream_state_of(ex->stream);
+  if (state == REEL_BODY_STREAM_ABORTED) {
+    reel_log(REEL_LOG_INFO, "streamed response cut off", "{s:s, s:s}", "request_id", ex->req.request_id, "remote",
+             c->remote);
+    c->current = NULL;
+    conn_close(c);
+    exchange_free(ex);
+    return;
+  }
+  enum { FRAME = 16 }; /* "%zx\r\n" before, "\r\n" after */
+  if (!ex->chunk && !(ex->chunk = malloc(FILE_CHUNK))) {
+    c->current = NULL;
+    conn_close(c);
+    exchange_free(ex);
+    return;
+  }
+  size_t room = FILE_CHUNK - FRAME - 8, len = 0;
+  char *data = ex->chunk + FRAME;
+  size_t n = reel_body_stream_take(ex->stream, data, room);
+  if (n > 0 && ex->stream_chunked) {
+    char head[FRAME];
+    int h = snprintf(head, sizeof head, "%zx\r\n", n);
+    memcpy(data - h, head, (size_t)h);
+    data -= h;
+    memcpy(data + h + n, "\r\n", 2);
+    len = (size_t)h + n + 2;
+  } else {
+    len = n;
+  }
+  if (reel_body_stream_state_of(ex->stream) == REEL_BODY_STREAM_ENDED) {
+    ex->stream_last = 1;
+    if (ex->stream_chunked) {
+      if (n == 0) data = ex->chunk + FRAME;
+      memcpy(data + len, "0\r\n\r\n", 5);
+      len += 5;
+    }
+  }
+  if (len == 0) {
+    if (ex->stream_last) finish_exchange(c, ex);
+    else arm_timer(c); /* waiting for bytes: no write deadline */
+    return;
+  }
+  uv_buf_t b = uv_buf_init(data, (unsigned)len);
+  ex->write_req.data = ex;
+  ex->writing = 1;
+  arm_timer(c);
+  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
+    ex->writing = 0;
+    c->current = NULL;
+    conn_close(c);
+    exchange_free(ex);
+  }
+}
+
+static void on_output_timer(uv_timer_t *t);
+
+/* The streamed body has news: pump it on the next loop turn (never inside
+ * the producer's call, which a close would re-enter). */
+static void stream_wake(void *ctx) {
+  exchange *ex = ctx;
+  reel_http_connection *c = ex->conn;
+  if (!c || c->closing) return;
+  uv_timer_start(&c->timer, on_output_timer, 0, 0);
 }
 
 static void write_more(exchange *ex) {
@@ -341,8 +429,12 @@ static void write_more(exchange *ex) {
   ex->file_remaining -= got;
   uv_buf_t b = uv_buf_init(ex->chunk, (unsigned)got);
   ex->write_req.data = ex;
+  ex->writing = 1;
   arm_timer(c);
-  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) goto fail;
+  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
+    ex->writing = 0;
+    goto fail;
+  }
   return;
 fail:
   /* the head promised more bytes than we can send: the only honest end is a close */
@@ -384,11 +476,14 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
   reel_buf_init(&ex->out, (size_t)65 << 20);
   int64_t length = resp->file_fd >= 0 || resp->file_open ? resp->file_length
                                                          : (int64_t)(resp->body.len + resp->static_len);
+  int streamed = resp->stream != NULL && !ex->head_method && !resp->head_only && resp->status >= 200 &&
+                 resp->status != 204 && resp->status != 304;
   const void *static_body = resp->static_body; /* shared and immutable: written by reference */
   size_t static_len = resp->static_len;
   int keep = ex->keep_alive && c->keep_alive && !c->srv->shutting_down;
   const char *conn_header = reel_http_response_get_header(resp, "Connection");
   if (conn_header && strcasecmp(conn_header, "close") == 0) keep = 0;
+  if (streamed && req->protocol == REEL_HTTP_1_0) keep = 0; /* the body ends with the connection */
   ex->keep_alive = keep;
   ex->status = resp->status;
   int rc = reel_buf_printf(&ex->out, "HTTP/1.1 %d %s\r\n", resp->status, reel_http_reason(resp->status));
@@ -398,8 +493,12 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
   }
   if (rc == 0 && c->srv->extra_header_name)
     rc = reel_buf_printf(&ex->out, "%s: %s\r\n", c->srv->extra_header_name, c->srv->extra_header_value);
-  if (rc == 0 && resp->status != 304 && resp->status >= 200)
+  if (rc == 0 && streamed && req->protocol != REEL_HTTP_1_0) {
+    rc = reel_buf_printf(&ex->out, "Transfer-Encoding: chunked\r\n");
+    ex->stream_chunked = 1;
+  } else if (rc == 0 && !streamed && resp->status != 304 && resp->status >= 200) {
     rc = reel_buf_printf(&ex->out, "Content-Length: %lld\r\n", (long long)length);
+  }
   if (rc == 0) rc = reel_buf_printf(&ex->out, "Connection: %s\r\n\r\n", keep ? "keep-alive" : "close");
   int send_body = !ex->head_method && !resp->head_only && resp->status != 304;
   if (rc == 0 && send_body && resp->file_fd < 0) rc = reel_buf_append(&ex->out, resp->body.data, resp->body.len);
@@ -409,6 +508,11 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
     resp->file_fd = -1;
     ex->file_pos = resp->file_offset;
     ex->file_remaining = resp->file_length;
+  }
+  if (streamed) {
+    ex->stream = resp->stream; /* the exchange is its consumer now */
+    resp->stream = NULL;
+    reel_body_stream_attach(ex->stream, stream_wake, ex);
   }
   reel_http_response_free(resp);
   if (rc != 0) {
@@ -421,8 +525,10 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
   uv_buf_t b[2] = {uv_buf_init(ex->out.data, (unsigned)ex->out.len),
                    uv_buf_init((char *)static_body, (unsigned)static_len)};
   ex->write_req.data = ex;
+  ex->writing = 1;
   arm_timer(c);
   if (conn_write(c, &ex->write_req, b, static_len ? 2 : 1, on_write) != 0) {
+    ex->writing = 0;
     c->current = NULL;
     conn_close(c);
     exchange_free(ex);
@@ -630,6 +736,7 @@ static void conn_close(reel_http_connection *c) {
     c->current = NULL;
     if (c->state == CONN_HANDLING) reel_http_request_detach(&ex->req);
     ex->conn = NULL; /* WRITING: on_write frees it */
+    if (c->state == CONN_WRITING && !ex->writing) exchange_free(ex); /* a streamed body between writes */
   }
   if (c->h2) {
     reel_h2_session_free(c->h2); /* detaches streams still with the handler */
@@ -802,9 +909,20 @@ static void h2_pump(reel_http_connection *c) {
   if (c->h2_close_after_write || !reel_h2_session_want_io(c->h2)) conn_close(c);
 }
 
+/* Output that arrived from outside the connection's own callbacks (a late
+ * response, a streamed body's news) is written on the next loop turn. */
+static void on_output_timer(uv_timer_t *t) {
+  reel_http_connection *c = t->data;
+  if (c->closing) return;
+  if (c->h2) h2_pump(c);
+  else if (c->current && c->current->stream) stream_pump(c->current);
+  if (!c->closing) arm_timer(c); /* a late response may start the session's send deadline */
+}
+
 static void h2_on_output(void *io) {
-  h2_pump(io);
-  arm_timer(io); /* a late response may start the session's send deadline */
+  reel_http_connection *c = io;
+  if (c->closing) return;
+  uv_timer_start(&c->timer, on_output_timer, 0, 0);
 }
 
 /* Looks at the first bytes of a connection: the HTTP/2 preface switches it to

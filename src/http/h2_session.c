@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "http/body_stream.h"
 #include "http/send_budget.h"
 #include "http/stream_head.h"
 #include "metrics/metrics.h"
@@ -133,6 +134,18 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
   h2_stream *st = source->ptr;
   reel_h2_session *s = st->session;
   reel_send_stream *bs = &st->send;
+  if (bs->stream) { /* a streamed body: what has arrived, deferred while nothing has */
+    if (reel_body_stream_state_of(bs->stream) == REEL_BODY_STREAM_ABORTED)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream: the client sees it cut short */
+    size_t n = reel_body_stream_take(bs->stream, buf, length);
+    if (reel_body_stream_state_of(bs->stream) == REEL_BODY_STREAM_ENDED) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      reel_send_stream_end_stream(s ? &s->budget : NULL, bs);
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED; /* stream_wake resumes it */
+    }
+    return (ssize_t)n;
+  }
   if (bs->file_fd >= 0) {
     size_t n = bs->file_remaining < (int64_t)length ? (size_t)bs->file_remaining : length;
     ssize_t got = n > 0 ? pread(bs->file_fd, buf, n, bs->file_pos) : 0;
@@ -172,6 +185,20 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
   return (ssize_t)n;
 }
 
+/* A streamed body has news: resume the deferred DATA (or reset the stream
+ * when the body was aborted, which flow control may keep read_body from
+ * seeing) and have the owner write on its next turn. */
+static void stream_wake(void *ctx) {
+  h2_stream *st = ctx;
+  reel_h2_session *s = st->session;
+  if (!s || st->closed) return;
+  if (reel_body_stream_state_of(st->send.stream) == REEL_BODY_STREAM_ABORTED)
+    nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+  else
+    nghttp2_session_resume_data(s->ng, st->id);
+  if (!s->in_callback && s->cfg.on_output) s->cfg.on_output(s->cfg.io);
+}
+
 /* Submits resp (its final form) on st and moves its body into the stream;
  * the request's own bytes are freed (nothing reads them any more). */
 static void stream_submit(reel_h2_session *s, h2_stream *st, reel_http_response *resp, int send_body) {
@@ -182,8 +209,10 @@ static void stream_submit(reel_h2_session *s, h2_stream *st, reel_http_response 
     nva[i] = (nghttp2_nv){(uint8_t *)f.field[i].name, (uint8_t *)f.field[i].value, strlen(f.field[i].name),
                           strlen(f.field[i].value), NGHTTP2_NV_FLAG_NONE};
   reel_send_stream_take_body(&s->budget, &st->send, resp, send_body);
-  int with_body = send_body && f.body_length > 0;
-  if (with_body) reel_send_budget_start(&s->budget, &st->send);
+  int streamed = st->send.stream != NULL;
+  int with_body = send_body && (f.body_length > 0 || streamed);
+  if (with_body && !streamed) reel_send_budget_start(&s->budget, &st->send);
+  if (streamed) reel_body_stream_attach(st->send.stream, stream_wake, st);
   nghttp2_data_provider provider = {.source = {.ptr = st}, .read_callback = read_body};
   int rc = nghttp2_submit_response(s->ng, st->id, nva, f.n, with_body ? &provider : NULL);
   reel_http_response_free(resp); /* nghttp2 copied the header fields */

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "http/body_stream.h"
 #include "http/send_budget.h"
 #include "http/stream_head.h"
 
@@ -154,12 +155,80 @@ static void stream_dispatch(reel_h3_session *s, h3_stream *st) {
 
 /* ---- response ---- */
 
+/* Resets the stream (the client sees the body cut short); no more is read. */
+static void reset_stream(h3_stream *st) {
+  st->read_failed = 1;
+  reel_h3_session *s = st->session;
+  if (s && s->cfg.shutdown_write) s->cfg.shutdown_write(s->cfg.io, st->id, REEL_H3_INTERNAL_ERROR);
+}
+
+/* A streamed body: what has arrived, copied into a chunk that lives until
+ * acknowledged (within the same window as files); WOULDBLOCK while nothing
+ * has (stream_wake resumes it). */
+static nghttp3_ssize read_streamed(h3_stream *st, nghttp3_vec *vec, uint32_t *pflags) {
+  reel_send_stream *bs = &st->send;
+  reel_body_stream_state state = reel_body_stream_state_of(bs->stream);
+  if (state == REEL_BODY_STREAM_ABORTED) {
+    reset_stream(st);
+    return NGHTTP3_ERR_WOULDBLOCK; /* never resumed: the reset ends the stream */
+  }
+  if (state == REEL_BODY_STREAM_ENDED) {
+    *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    reel_send_stream_end_stream(st->session ? &st->session->budget : NULL, bs);
+    return 0;
+  }
+  if (st->in_flight >= H3_FILE_WINDOW) {
+    st->want_resume = 1;
+    return NGHTTP3_ERR_WOULDBLOCK;
+  }
+  size_t avail;
+  reel_body_stream_peek(bs->stream, &avail);
+  if (avail == 0) return NGHTTP3_ERR_WOULDBLOCK; /* armed: stream_wake resumes it */
+  size_t n = avail < H3_FILE_CHUNK ? avail : H3_FILE_CHUNK;
+  file_chunk *c = malloc(sizeof *c + n);
+  if (!c) {
+    reel_send_stream_end_stream(st->session ? &st->session->budget : NULL, bs);
+    reset_stream(st);
+    return NGHTTP3_ERR_WOULDBLOCK;
+  }
+  c->next = NULL;
+  c->len = reel_body_stream_take(bs->stream, c->data, n);
+  c->acked = 0;
+  if (st->chunks_tail) st->chunks_tail->next = c;
+  else st->chunks = c;
+  st->chunks_tail = c;
+  st->in_flight += c->len;
+  if (reel_body_stream_state_of(bs->stream) == REEL_BODY_STREAM_ENDED) {
+    *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    reel_send_stream_end_stream(st->session ? &st->session->budget : NULL, bs);
+  }
+  vec[0].base = c->data;
+  vec[0].len = c->len;
+  return 1;
+}
+
+/* A streamed body has news: resume the stream on the next write (or reset
+ * it when the body was aborted) and have the owner write soon. */
+static void stream_wake(void *ctx) {
+  h3_stream *st = ctx;
+  reel_h3_session *s = st->session;
+  if (!s) return;
+  if (reel_body_stream_state_of(st->send.stream) == REEL_BODY_STREAM_ABORTED) {
+    reset_stream(st);
+  } else {
+    st->resume = 1;
+    s->resume_pending = 1;
+  }
+  if (!s->in_call && s->cfg.on_output) s->cfg.on_output(s->cfg.io);
+}
+
 static nghttp3_ssize read_body(nghttp3_conn *ng, int64_t stream_id, nghttp3_vec *vec, size_t veccnt,
                                uint32_t *pflags, void *conn_user_data, void *stream_user_data) {
   (void)ng, (void)stream_id, (void)conn_user_data;
   h3_stream *st = stream_user_data;
   if (!st || veccnt == 0 || st->read_failed) return NGHTTP3_ERR_WOULDBLOCK;
   reel_send_stream *bs = &st->send;
+  if (bs->stream) return read_streamed(st, vec, pflags);
   if (bs->file_fd < 0) {
     size_t n = 0, left = bs->out.len - bs->out_pos;
     if (left > 0) {
@@ -225,9 +294,11 @@ static void stream_submit(reel_h3_session *s, h3_stream *st, reel_http_response 
     nva[i] = (nghttp3_nv){(uint8_t *)f.field[i].name, (uint8_t *)f.field[i].value, strlen(f.field[i].name),
                           strlen(f.field[i].value), NGHTTP3_NV_FLAG_NONE};
   reel_send_stream_take_body(&s->budget, &st->send, resp, send_body);
-  int with_body = send_body && f.body_length > 0;
+  int streamed = st->send.stream != NULL;
+  int with_body = send_body && (f.body_length > 0 || streamed);
   if (!with_body) reel_send_budget_release_file(&s->budget, &st->send);
-  reel_send_budget_start(&s->budget, &st->send); /* until the stream closes: headers and body acknowledged */
+  if (streamed) reel_body_stream_attach(st->send.stream, stream_wake, st); /* holds the connection while idle */
+  else reel_send_budget_start(&s->budget, &st->send); /* until the stream closes: headers and body acknowledged */
   nghttp3_data_reader reader = {.read_data = read_body};
   s->in_call++;
   int rc = nghttp3_conn_submit_response(s->ng, st->id, nva, f.n, with_body ? &reader : NULL);

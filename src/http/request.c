@@ -2,6 +2,8 @@
  * parameters, response building and RFC 9457 problem bodies. */
 #include "http/request.h"
 
+#include "http/body_stream.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -119,6 +121,8 @@ void reel_http_response_free(reel_http_response *resp) {
     resp->file_fd = -1;
   }
   if (resp->file_ctx_free) resp->file_ctx_free(resp->file_ctx);
+  if (resp->stream) reel_body_stream_release(resp->stream); /* no transport took it: the producer hears */
+  resp->stream = NULL;
   resp->file_open = NULL;
   resp->file_ctx = NULL;
   resp->file_ctx_free = NULL;

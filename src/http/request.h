@@ -56,6 +56,10 @@ struct reel_http_response {
   void *file_ctx;
   void (*file_ctx_free)(void *ctx);
   int head_only;        /* HEAD: headers (with the real Content-Length) but no body */
+  /* A body produced while it is sent (http/body_stream.h), instead of body,
+   * file or static_body: no Content-Length (HTTP/1.1 sends it chunked). The
+   * response owns the consumer side until a transport takes it. */
+  struct reel_body_stream *stream;
 };
 
 struct reel_http_request {

@@ -2,6 +2,8 @@
  * send_budget.h). */
 #include "http/send_budget.h"
 
+#include "http/body_stream.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -41,7 +43,7 @@ uint64_t reel_send_budget_deadline_ms(const reel_send_budget *b, int handling, i
     if (stalled) *stalled = 1;
     return b->progress_ms + b->lim.send_timeout_ms;
   }
-  if (handling > 0) return UINT64_MAX;
+  if (handling > 0 || b->streaming > 0) return UINT64_MAX;
   return b->last_activity_ms + b->lim.idle_timeout_ms;
 }
 
@@ -55,6 +57,8 @@ void reel_send_stream_init(reel_send_stream *bs, reel_http_request *req) {
 }
 
 void reel_send_stream_free(reel_send_stream *bs) {
+  if (bs->stream) reel_body_stream_release(bs->stream);
+  bs->stream = NULL;
   reel_buf_free(&bs->out);
   if (bs->file_fd >= 0) close(bs->file_fd);
   bs->file_fd = -1;
@@ -112,6 +116,7 @@ void reel_send_budget_forget(reel_send_budget *b, reel_send_stream *bs, int fini
   dequeue(b, bs);
   reel_send_budget_done(b, bs, finished);
   reel_send_budget_release_file(b, bs);
+  reel_send_stream_end_stream(b, bs);
 }
 
 void reel_send_stream_take_body(reel_send_budget *b, reel_send_stream *bs, reel_http_response *resp,
@@ -121,6 +126,10 @@ void reel_send_stream_take_body(reel_send_budget *b, reel_send_stream *bs, reel_
     resp->file_fd = -1;
     bs->file_pos = resp->file_offset;
     bs->file_remaining = resp->file_length;
+  } else if (send_body && resp->stream) {
+    bs->stream = resp->stream; /* moved */
+    resp->stream = NULL;
+    b->streaming++;
   } else if (send_body) {
     bs->out = resp->body; /* moved */
     reel_buf_init(&resp->body, 0);
@@ -130,6 +139,14 @@ void reel_send_stream_take_body(reel_send_budget *b, reel_send_stream *bs, reel_
     bs->buffered = bs->out.len;
     b->buffered += bs->buffered;
   }
+}
+
+void reel_send_stream_end_stream(reel_send_budget *b, reel_send_stream *bs) {
+  if (!bs->stream) return;
+  reel_body_stream *stream = bs->stream;
+  bs->stream = NULL;
+  if (b && b->streaming > 0) b->streaming--;
+  reel_body_stream_release(stream);
 }
 
 /* ---- admission ---- */
@@ -239,7 +256,7 @@ void reel_send_fields_build(reel_send_fields *f, reel_http_response *resp, const
     lowercase(f->extra_name);
     add(f, f->extra_name, extra_value ? extra_value : "");
   }
-  if (resp->status != 304 && resp->status != 204 && resp->status >= 200) {
+  if (resp->status != 304 && resp->status != 204 && resp->status >= 200 && !resp->stream) {
     snprintf(f->length_text, sizeof f->length_text, "%lld", (long long)f->body_length);
     add(f, "content-length", f->length_text);
   }

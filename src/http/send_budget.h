@@ -37,6 +37,7 @@ struct reel_send_stream {
   size_t static_len, static_pos;
   int file_fd; /* -1: none */
   int64_t file_pos, file_remaining;
+  struct reel_body_stream *stream; /* or a streamed body (http/body_stream.h): this stream is its consumer */
   /* what the stream counts for in its budget */
   int file_slot;   /* holds one of open_files */
   int sending;     /* counts in sending */
@@ -58,6 +59,7 @@ typedef struct {
 
 typedef struct {
   reel_send_limits lim;
+  int streaming;                                 /* streamed bodies open: they hold the connection while idle */
   int open_files;                                /* streams holding a file slot */
   reel_send_stream *file_queue, *file_queue_tail; /* file responses waiting for a slot, unopened */
   int pump_queue;                                /* a slot was freed: reel_send_budget_next_queued has work */
@@ -80,7 +82,8 @@ void reel_send_budget_progress(reel_send_budget *b, size_t n, int finished);
 /* Monotonic milliseconds at which the connection should close: with a
  * response pending, send_timeout_ms after the last progress (*stalled set
  * when stalled is not NULL); else UINT64_MAX while handling > 0 requests
- * are with the handler; else idle_timeout_ms after the last activity. */
+ * are with the handler or a streamed body is open; else idle_timeout_ms
+ * after the last activity. */
 uint64_t reel_send_budget_deadline_ms(const reel_send_budget *b, int handling, int *stalled);
 
 /* Prepares bs (no body, no file) for the stream whose request is req. */
@@ -129,16 +132,22 @@ void reel_send_budget_release_file(reel_send_budget *b, reel_send_stream *bs);
  * released. For a stream whose response is over or abandoned. */
 void reel_send_budget_forget(reel_send_budget *b, reel_send_stream *bs, int finished);
 /* Moves resp's body into bs when send_body: the file range (resp->file_fd
- * open), or the memory body (counted in b's buffered bytes) followed by the
- * shared static body. */
+ * open), the streamed body (counted in b's streaming until
+ * reel_send_stream_end_stream), or the memory body (counted in b's buffered
+ * bytes) followed by the shared static body. */
 void reel_send_stream_take_body(reel_send_budget *b, reel_send_stream *bs, reel_http_response *resp,
                                 int send_body);
+
+/* bs's streamed body is over (sent, aborted, or the stream went away): it
+ * is released and stops holding the connection. Nothing when it has none. */
+void reel_send_stream_end_stream(reel_send_budget *b, reel_send_stream *bs);
 
 /* A response's header section for HTTP/2 and HTTP/3: ":status", resp's
  * headers but the connection-specific ones (RFC 9113 section 8.2.2, RFC 9114
  * section 4.2), names lowercased in place, the extra header (name
  * lowercased) and content-length (not for 1xx, 204, 304). The strings point
- * into resp, the fields and the extra header's value. */
+ * into resp, the fields and the extra header's value. A streamed body has
+ * no content-length. */
 #define REEL_SEND_MAX_FIELDS (REEL_HTTP_MAX_RESPONSE_HEADERS + 3)
 typedef struct {
   struct {
