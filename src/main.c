@@ -359,6 +359,7 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
   s->shutting_down = 1;
   reel_log(REEL_LOG_INFO, "shutting down", "{s:i}", "signal", signum);
   reel_app *app = s->app;
+  reel_event_hub_close(&app->events); /* event streams end: clients reconnect to another node */
   app->http.on_drained = http_drained;
   app->http.on_drained_data = s;
   reel_http_server_shutdown(&app->http);
@@ -385,6 +386,11 @@ static int on_cancel_requested(void *data, const char *job_id) {
   return rc;
 }
 
+static void on_events(void *data) {
+  reel_app *app = data;
+  if (app->serves_api) reel_event_hub_wake(&app->events);
+}
+
 static int listener_live(void *data) {
   (void)data;
   return reel_pg_listener_connected(listener);
@@ -394,6 +400,8 @@ static int listener_live(void *data) {
  * some may have been missed). */
 static void on_notification(void *data, const char *channel, const char *payload) {
   reel_app *app = data;
+  if (app->serves_api && (!channel || strcmp(channel, REEL_STORE_CHANNEL_EVENTS) == 0))
+    reel_event_hub_wake(&app->events);
   if (!scheduler_running(app)) return;
   if (!channel || strcmp(channel, REEL_STORE_CHANNEL_JOBS) == 0) reel_scheduler_poke(&app->scheduler);
   else if (strcmp(channel, REEL_STORE_CHANNEL_CANCEL) == 0 && payload) reel_scheduler_cancel(&app->scheduler, payload);
@@ -468,7 +476,8 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     fprintf(stderr, "reeld: cannot start the store thread\n");
     return 1;
   }
-  app.jobs.listener = (reel_jobs_listener){.submitted = on_submitted, .cancel_requested = on_cancel_requested, .data = &app};
+  app.jobs.listener = (reel_jobs_listener){
+      .submitted = on_submitted, .cancel_requested = on_cancel_requested, .events = on_events, .data = &app};
   reel_jobs_watch(&app.jobs, app.loop);
   uv_timer_init(app.loop, &data_dir_timer);
   data_dir_timer.data = &app;
@@ -599,7 +608,14 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     fprintf(stderr, "reeld: %s\n", err);
     return 1;
   }
-  if (!exclusive && app.runs_workers) {
+  if (app.serves_api) {
+    reel_event_hub_config ec = {.max_streams = cfg->sse_max_streams,
+                                .max_streams_per_client = cfg->sse_max_streams_per_client,
+                                .max_buffered_bytes = cfg->sse_max_buffered_bytes,
+                                .keepalive_ms = (uint64_t)(cfg->sse_keepalive_seconds * 1000)};
+    reel_event_hub_init(&app.events, app.loop, &app.jobs, &ec);
+  }
+  if (!exclusive) {
     char *password = read_password_file(cfg, err, sizeof err);
     reel_store_pg_settings pg = {.url = cfg->database_url, .password = password, .application_name = app.node_id};
     int lrc = reel_pg_listener_start(&listener, app.loop, &pg, on_notification, &app, err, sizeof err);
@@ -611,7 +627,7 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
       fprintf(stderr, "reeld: %s\n", err);
       return 1;
     }
-    app.scheduler.wakeups_live = listener_live;
+    if (app.runs_workers) app.scheduler.wakeups_live = listener_live;
   }
   state.app = &app;
   uv_signal_init(app.loop, &state.sigterm);

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "events/hub.h"
 #include "http/request.h"
 #include "http/forwarded.h"
 #include "http/h3_server.h"
@@ -20,6 +21,7 @@ typedef struct {
   reel_jobs jobs;
   reel_storage *storage;
   reel_scheduler scheduler;
+  reel_event_hub events;        /* live event streams (API nodes) */
   int runs_workers;             /* this process runs jobs (mode both or worker) */
   int serves_api;               /* this process serves the jobs API (mode both or api) */
   char node_id[64];             /* service.node_id, or "<host>:<pid>" */
@@ -61,6 +63,8 @@ void reel_api_get_job(reel_app *app, reel_http_request *req, const reel_route_pa
 void reel_api_get_artifact(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_cancel_job(reel_app *app, reel_http_request *req, const reel_route_params *p);
+void reel_api_job_events(reel_app *app, reel_http_request *req, const reel_route_params *p);
+void reel_api_events(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_download_file(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_healthz(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_readyz(reel_app *app, reel_http_request *req, const reel_route_params *p);

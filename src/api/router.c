@@ -77,7 +77,8 @@ void reel_api_print_routes(void) {
 }
 
 /* Compares the presented token's digest with every configured one, without
- * stopping early, so timing reveals neither which token nor how much matched. */
+ * stopping early, so timing reveals neither which token nor how much matched.
+ * The match (1-based) goes into req->auth_token: it names the client. */
 static int token_ok(reel_app *app, reel_http_request *req) {
   reel_slice auth = reel_http_request_header(req, "Authorization");
   if (!auth.ptr || auth.len < 8 || strncasecmp(auth.ptr, "Bearer ", 7) != 0) return 0;
@@ -87,8 +88,13 @@ static int token_ok(reel_app *app, reel_http_request *req) {
   if (n == 0 || n > 4096) return 0;
   unsigned char digest[32];
   if (gnutls_hash_fast(GNUTLS_DIG_SHA256, tok, n, digest) != 0) return 0;
-  int ok = 0;
-  for (int i = 0; i < app->n_tokens; i++) ok |= reel_constant_time_equal(digest, app->token_digests[i], 32);
+  int ok = 0, which = 0;
+  for (int i = 0; i < app->n_tokens; i++) {
+    int eq = reel_constant_time_equal(digest, app->token_digests[i], 32) ? 1 : 0;
+    ok |= eq;
+    which |= -eq & (i + 1);
+  }
+  req->auth_token = which;
   return ok;
 }
 

@@ -77,6 +77,7 @@ struct reel_http_request {
                             front ends set it, the router defaults it */
   uint64_t start_ns;     /* monotonic, for latency */
   const char *route;     /* route pattern chosen by the router, for logs and metrics */
+  int auth_token;        /* which configured token authenticated it (1-based), 0 for none (the router sets it) */
 
   /* Owned by the front end. */
   const reel_http_transport *transport;

@@ -92,7 +92,8 @@ static void *thread_main(void *arg) {
   for (;;) {
     PGconn *conn = reel_pq_connect(l->pq, l->url, l->password, l->application_name);
     PGresult *res = conn && l->pq->status(conn) == CONNECTION_OK
-                        ? l->pq->exec(conn, "LISTEN " REEL_STORE_CHANNEL_JOBS "; LISTEN " REEL_STORE_CHANNEL_CANCEL)
+                        ? l->pq->exec(conn, "LISTEN " REEL_STORE_CHANNEL_JOBS "; LISTEN " REEL_STORE_CHANNEL_CANCEL
+                                             "; LISTEN " REEL_STORE_CHANNEL_EVENTS)
                         : NULL;
     int ok = res && l->pq->resultStatus(res) == PGRES_COMMAND_OK;
     if (res) l->pq->clear(res);
