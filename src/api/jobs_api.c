@@ -13,6 +13,8 @@
 #include "common/error.h"
 #include "common/random.h"
 
+#include <gnutls/crypto.h>
+
 typedef struct {
   reel_job_op op; /* first */
   reel_app *app;
@@ -73,7 +75,11 @@ static int valid_job_id(reel_http_request *req, const reel_route_params *p) {
 
 static void create_done(reel_job_op *op, int result) {
   api_call *c = op->data;
-  if (result == REEL_EBUSY) {
+  if (result == REEL_ECONFLICT && op->key_reused) {
+    reel_http_send_problem(c->req, 422, "idempotency-key-reused", "Idempotency-Key reused",
+                           "this Idempotency-Key was sent before with a different request body; use a new key "
+                           "for a different request");
+  } else if (result == REEL_EBUSY) {
     char detail[160];
     snprintf(detail, sizeof detail, "the queue holds %lld jobs, the most service.max_queue_depth allows; retry later",
              (long long)op->counts[REEL_JOB_QUEUED]);
@@ -89,6 +95,7 @@ static void create_done(reel_job_op *op, int result) {
     reel_http_response_init(&resp, 202);
     reel_http_response_add_header(&resp, "Content-Type", "application/json");
     reel_http_response_add_header(&resp, "Location", location);
+    if (op->replayed) reel_http_response_add_header(&resp, "Idempotent-Replayed", "true");
     if (text) reel_buf_append_str(&resp.body, text);
     free(text);
     reel_http_send(c->req, &resp);
@@ -96,8 +103,28 @@ static void create_done(reel_job_op *op, int result) {
   call_free(c);
 }
 
+/* The Idempotency-Key of req into key ("" when absent). 0, or a 400 already sent. */
+static int idempotency_key(reel_http_request *req, char key[256]) {
+  key[0] = '\0';
+  int count = reel_http_request_header_count(req, "Idempotency-Key");
+  if (count == 0) return 0;
+  reel_slice k = reel_http_request_header(req, "Idempotency-Key");
+  int ok = count == 1 && k.len >= 1 && k.len <= 255;
+  for (size_t i = 0; ok && i < k.len; i++) ok = (unsigned char)k.ptr[i] >= 0x20 && (unsigned char)k.ptr[i] < 0x7f;
+  if (!ok) {
+    reel_http_send_problem(req, 400, "invalid-idempotency-key", "Invalid Idempotency-Key",
+                           "send one Idempotency-Key header of 1 to 255 printable ASCII characters");
+    return REEL_EPARSE;
+  }
+  memcpy(key, k.ptr, k.len);
+  key[k.len] = '\0';
+  return 0;
+}
+
 void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
   (void)p;
+  char key[256];
+  if (idempotency_key(req, key) != 0) return;
   reel_slice ct = reel_http_request_header(req, "Content-Type");
   if (!ct.ptr || !reel_validate_is_json_content_type(ct)) {
     reel_http_send_problem(req, 415, "unsupported-media-type", "Unsupported media type",
@@ -117,6 +144,19 @@ void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route
     return;
   }
   c->op.prompt = prompt;
+  if (key[0]) {
+    unsigned char digest[32];
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, req->body.ptr, req->body.len, digest) != 0) {
+      reel_http_send_problem(req, 500, "internal", "Internal error", "cannot hash the request body");
+      call_free(c);
+      return;
+    }
+    for (int i = 0; i < 32; i++) snprintf(c->op.body_sha256 + 2 * i, 3, "%02x", digest[i]);
+    memcpy(c->op.idem_key, key, sizeof c->op.idem_key);
+    if (req->auth_token > 0) snprintf(c->op.idem_client, sizeof c->op.idem_client, "token:%d", req->auth_token);
+    else snprintf(c->op.idem_client, sizeof c->op.idem_client, "anonymous");
+    c->op.idem_ttl_ms = (int64_t)app->cfg->idempotency_ttl_seconds * 1000;
+  }
   reel_jobs_run(&app->jobs, &c->op);
 }
 

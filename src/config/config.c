@@ -124,6 +124,7 @@ static const service_key service_keys[] = {
     SIZE("service.max_log_lines", max_log_lines, 10000, 10, NO_MAXIMUM),
     SIZE("service.max_log_line_bytes", max_log_line_bytes, 4096, 80, NO_MAXIMUM),
     BOOLEAN("service.keep_failed_workspaces", keep_failed_workspaces, 0),
+    INTEGER("service.idempotency_ttl_seconds", idempotency_ttl_seconds, 86400, 1, 31536000),
     INTEGER("service.sse_max_streams", sse_max_streams, 10000, 0, NO_MAXIMUM),
     INTEGER("service.sse_max_streams_per_client", sse_max_streams_per_client, 100, 1, NO_MAXIMUM),
     SIZE("service.sse_max_buffered_bytes", sse_max_buffered_bytes, 1048576, 4096, NO_MAXIMUM),

@@ -69,6 +69,7 @@ typedef struct {
   size_t max_log_lines;     /* service.max_log_lines: per job log cap, default 10000, >= 10 */
   size_t max_log_line_bytes; /* service.max_log_line_bytes: default 4096, >= 80 */
   int keep_failed_workspaces; /* service.keep_failed_workspaces: default false */
+  int idempotency_ttl_seconds; /* service.idempotency_ttl_seconds: how long an Idempotency-Key is kept, default 86400 */
   int sse_max_streams;      /* service.sse_max_streams: event streams at once, default 10000 (503 beyond) */
   int sse_max_streams_per_client; /* service.sse_max_streams_per_client: default 100 (429 beyond) */
   size_t sse_max_buffered_bytes; /* service.sse_max_buffered_bytes: unsent bytes per stream before it is

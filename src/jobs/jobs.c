@@ -121,6 +121,51 @@ static int get_fenced(reel_store *s, reel_job_op *op) {
 
 #define QUEUE_RECOUNT_MS 1000
 
+/* A SUBMIT whose key is on record: the earlier job again (same body), or a
+ * conflict (another body). */
+static void apply_key_record(reel_job_op *op, const reel_idempotency *rec) {
+  if (strcmp(rec->body_sha256, op->body_sha256) != 0) {
+    op->key_reused = 1;
+    op->call.result = REEL_ECONFLICT;
+    return;
+  }
+  op->replayed = 1;
+  memset(&op->job, 0, sizeof op->job);
+  memcpy(op->job.id, rec->job_id, sizeof op->job.id);
+  memcpy(op->id, rec->job_id, sizeof op->id);
+  op->job.created_ms = rec->created_ms;
+  op->job.status = REEL_JOB_QUEUED;
+  op->call.result = 0;
+}
+
+/* Looks up op's Idempotency-Key. 1 when it is on record (op is answered),
+ * 0 when it is free, or a store error. */
+static int key_on_record(reel_store *s, reel_job_op *op, int64_t now) {
+  reel_idempotency rec;
+  int rc = reel_store_get_idempotency(s, op->idem_client, op->idem_key, now, &rec);
+  if (rc == REEL_ENOTFOUND) return 0;
+  if (rc) return rc;
+  apply_key_record(op, &rec);
+  return 1;
+}
+
+/* Records op's key for its new job j. 1 when another request took the key
+ * first (op is answered from its record), 0 when stored, or a store error. */
+static int claim_key(reel_store *s, reel_job_op *op, const reel_job *j, int64_t now) {
+  reel_idempotency rec = {0};
+  snprintf(rec.client, sizeof rec.client, "%s", op->idem_client);
+  snprintf(rec.key, sizeof rec.key, "%s", op->idem_key);
+  memcpy(rec.body_sha256, op->body_sha256, sizeof rec.body_sha256);
+  memcpy(rec.job_id, j->id, sizeof rec.job_id);
+  rec.created_ms = j->created_ms;
+  rec.expires_ms = now + op->idem_ttl_ms;
+  int stored = 0;
+  int rc = reel_store_put_idempotency(s, &rec, now, &stored);
+  if (rc || stored) return rc;
+  rc = key_on_record(s, op, now); /* a request on another node committed it meanwhile */
+  return rc == 0 ? REEL_ESTORE : rc;
+}
+
 /* Every SUBMIT of a batch, as one insert (store/executor.h's run_many). The
  * queue depth comes from the store (a count bounded by the limit, so its
  * cost is too); those over the limit get REEL_EBUSY. */
@@ -141,10 +186,19 @@ static int run_submits(reel_store *s, reel_store_call **calls, int n) {
   }
   reel_job **batch = malloc((size_t)n * sizeof *batch);
   if (!batch) return REEL_ENOMEM;
-  int accepted = 0;
-  for (int i = 0; i < n; i++) {
+  int64_t store_now = 0;
+  int accepted = 0, rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
     reel_job_op *op = (reel_job_op *)calls[i];
     clear_transitions(op);
+    op->replayed = op->key_reused = 0;
+    if (op->idem_key[0]) { /* a repeated request is answered even when the queue is full */
+      if (!store_now && (store_now = reel_store_clock_ms(s)) <= 0) rc = REEL_ESTORE;
+      int seen = rc ? rc : key_on_record(s, op, store_now);
+      if (seen == 1) continue;
+      if (seen != 0) rc = seen;
+      if (rc) break;
+    }
     op->counts[REEL_JOB_QUEUED] = jobs->queued + accepted;
     if (jobs->queued + accepted >= jobs->max_queue_depth) {
       op->call.result = REEL_EBUSY;
@@ -159,13 +213,22 @@ static int run_submits(reel_store *s, reel_store_call **calls, int n) {
     j->prompt = op->prompt; /* the job owns it now; op->prompt stays for a store failure's log */
     memcpy(op->id, j->id, sizeof op->id);
     op->call.result = 0;
+    if (op->idem_key[0]) {
+      int taken = claim_key(s, op, j, store_now);
+      if (taken) {
+        j->prompt = NULL;
+        if (taken == 1) continue; /* answered from the other request's record */
+        rc = taken;
+        break;
+      }
+    }
     batch[accepted++] = j;
   }
-  int rc = accepted ? reel_store_insert_jobs(s, batch, accepted) : 0;
+  if (rc == 0 && accepted) rc = reel_store_insert_jobs(s, batch, accepted);
   for (int i = 0; i < n && rc == 0; i++) {
     reel_job_op *op = (reel_job_op *)calls[i];
     op->n_events = 0;
-    if (op->call.result == 0) rc = emit_event(s, op, &op->job, "job.created", NULL);
+    if (op->call.result == 0 && !op->replayed) rc = emit_event(s, op, &op->job, "job.created", NULL);
   }
   if (rc == 0 && accepted) rc = reel_store_notify(s, REEL_STORE_CHANNEL_JOBS, "");
   for (int i = 0; i < n; i++) { /* the prompt belongs to exactly one of op and job */
@@ -217,6 +280,16 @@ static int run_events(reel_store *s, reel_job_op *op) {
   op->events = calloc((size_t)op->limit, sizeof *op->events);
   if (!op->events) return REEL_ENOMEM;
   return reel_store_read_events(s, op->after_id, op->id[0] ? op->id : NULL, op->limit, op->events, &op->n_read);
+}
+
+/* Retention: old terminal jobs (with their logs and events), and expired
+ * Idempotency-Key records, each bounded by limit. */
+static int run_prune(reel_store *s, reel_job_op *op) {
+  int rc = op->before_ms > 0 ? reel_store_delete_finished(s, op->before_ms, op->limit, &op->deleted) : 0;
+  if (rc) return rc;
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  return reel_store_delete_expired_idempotency(s, now, op->limit, &op->deleted_keys);
 }
 
 static int run_cancel(reel_store *s, reel_job_op *op) {
@@ -427,7 +500,7 @@ static int run_op(reel_store *s, reel_store_call *call) {
   case REEL_JOB_OP_RETRY: return run_retry(s, op);
   case REEL_JOB_OP_CANCELED: return run_canceled(s, op);
   case REEL_JOB_OP_RESCUE: return run_rescue(s, op);
-  case REEL_JOB_OP_PRUNE: return reel_store_delete_finished(s, op->before_ms, op->limit, &op->deleted);
+  case REEL_JOB_OP_PRUNE: return run_prune(s, op);
   case REEL_JOB_OP_COUNTS: return reel_store_count_by_status(s, op->counts);
   case REEL_JOB_OP_EVENTS: return run_events(s, op);
   case REEL_JOB_OP_PING:

@@ -29,7 +29,7 @@
   XX(RETRY, "retry")       /* in: id, fence, text (error), delay_ms -> queued     */ \
   XX(CANCELED, "canceled") /* in: id, fence: the run stopped for a cancel         */ \
   XX(RESCUE, "rescue")     /* in: max_attempts, all  out: rescued, requeued, failed */ \
-  XX(PRUNE, "prune")       /* in: before_ms, limit   out: deleted                 */ \
+  XX(PRUNE, "prune")       /* in: before_ms (0: no jobs), limit  out: deleted, deleted_keys */ \
   XX(COUNTS, "counts")     /* out: counts                                        */ \
   XX(EVENTS, "events")     /* in: id ("" for every job), after_id, limit  out: events, last_event_id */ \
   XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe)  */
@@ -73,6 +73,10 @@ struct reel_job_op {
   char id[32];
   reel_fence fence;     /* worker writes: who runs the job; CLAIM/RENEW: fence.node is this node */
   char *prompt;         /* SUBMIT (heap; the job takes it) */
+  char idem_key[256];   /* SUBMIT: the Idempotency-Key ("" for none), of idem_client, for this body */
+  char idem_client[80];
+  char body_sha256[65];
+  int64_t idem_ttl_ms;
   int priority;         /* SUBMIT */
   char *text;           /* LOG line, FAIL/RETRY error */
   const char *reason;   /* FAIL: static label for metrics */
@@ -103,8 +107,12 @@ struct reel_job_op {
   int64_t next_seq;     /* LIST: seq to continue from, 0 when no more */
   json_t *lines;        /* LOGS */
   int was_running;      /* CANCEL: the job was running; its worker must stop it */
+  int replayed;         /* SUBMIT: the key was seen with this body: job holds the earlier job's id and
+                           created_ms, nothing was created */
+  int key_reused;       /* SUBMIT: the key was seen with another body (result REEL_ECONFLICT) */
   int rescued, requeued, failed; /* RESCUE: jobs whose run was lost; of them requeued, failed */
-  int deleted;          /* PRUNE */
+  int deleted;          /* PRUNE: jobs */
+  int deleted_keys;     /* PRUNE: expired Idempotency-Key records */
   int64_t counts[REEL_JOB_STATUS_COUNT]; /* COUNTS */
   reel_event *events;   /* EVENTS: n_read of them, oldest first */
   int n_read;

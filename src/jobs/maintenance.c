@@ -47,17 +47,19 @@ static void prune_next(reel_maintenance *m);
 static void prune_done(reel_job_op *op, int result) {
   reel_maintenance *m = op->data;
   m->prune_in_flight = 0;
-  int deleted = op->deleted;
+  int deleted = op->deleted, keys = op->deleted_keys;
   reel_job_op_cleanup(op);
   if (result != 0) return; /* the next pass tries again */
   if (deleted > 0) reel_log(REEL_LOG_INFO, "retention: deleted old terminal jobs", "{s:i}", "jobs", deleted);
-  if (deleted == PRUNE_BATCH && m->started) prune_next(m); /* more are due: the next batch, its own transaction */
+  /* more are due: the next batch, its own transaction */
+  if ((deleted == PRUNE_BATCH || keys == PRUNE_BATCH) && m->started) prune_next(m);
 }
 
 static void prune_next(reel_maintenance *m) {
-  if (m->prune_in_flight || m->retention_days <= 0) return;
+  if (m->prune_in_flight) return;
   reel_job_op_init(&m->prune_op, REEL_JOB_OP_PRUNE);
-  m->prune_op.before_ms = reel_now_ms() - (int64_t)m->retention_days * 86400000;
+  /* retention_days 0 keeps every job; expired Idempotency-Keys go anyway */
+  m->prune_op.before_ms = m->retention_days > 0 ? reel_now_ms() - (int64_t)m->retention_days * 86400000 : 0;
   m->prune_op.limit = PRUNE_BATCH;
   m->prune_op.cb = prune_done;
   m->prune_op.data = m;

@@ -66,6 +66,16 @@ static const char *const migrations[] = {
     "CREATE INDEX events_by_job ON events(job_id, id);"
     "CREATE TABLE reel_event_counter (one INTEGER PRIMARY KEY CHECK (one = 1), last_id BIGINT NOT NULL);"
     "INSERT INTO reel_event_counter VALUES (1, 0);",
+    /* 3: Idempotency-Key records */
+    "CREATE TABLE idempotency_keys ("
+    "  client TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  body_sha256 TEXT NOT NULL,"
+    "  job_id TEXT NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  expires_ms BIGINT NOT NULL,"
+    "  PRIMARY KEY (client, key));"
+    "CREATE INDEX idempotency_expiry ON idempotency_keys(expires_ms);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 /* pg_advisory_lock key of the migrations: "reel" */
@@ -80,7 +90,7 @@ enum {
   STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_READ, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
   STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_EVENTS_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB,
-  STMT_EVENT_LAST, STMT_COUNT_
+  STMT_EVENT_LAST, STMT_IDEM_GET, STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -129,6 +139,15 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_EVENTS_JOB] = "SELECT id, job_id, type, created_ms, data FROM events WHERE job_id = $3 AND id > $1 "
                         "ORDER BY id LIMIT $2",
     [STMT_EVENT_LAST] = "SELECT last_id FROM reel_event_counter",
+    [STMT_IDEM_GET] = "SELECT body_sha256, job_id, created_ms, expires_ms FROM idempotency_keys "
+                      "WHERE client = $1 AND key = $2 AND expires_ms > $3",
+    [STMT_IDEM_PUT] = "INSERT INTO idempotency_keys AS k (client, key, body_sha256, job_id, created_ms, expires_ms) "
+                      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client, key) DO UPDATE SET "
+                      "body_sha256 = EXCLUDED.body_sha256, job_id = EXCLUDED.job_id, "
+                      "created_ms = EXCLUDED.created_ms, expires_ms = EXCLUDED.expires_ms "
+                      "WHERE k.expires_ms <= $7",
+    [STMT_IDEM_EXPIRED] = "DELETE FROM idempotency_keys WHERE (client, key) IN (SELECT client, key FROM "
+                          "idempotency_keys WHERE expires_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
 };
 
 #define MAX_NOTIFY 64
@@ -937,6 +956,64 @@ static int p_last_event_id(reel_store *base, int64_t *id) {
   return ok ? 0 : REEL_ESTORE;
 }
 
+/* ---- idempotency keys ---- */
+
+static int p_get_idempotency(reel_store *base, const char *client, const char *key, int64_t now_ms,
+                             reel_idempotency *out) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[3] = {client, key, num(&n, now_ms)};
+  PGresult *res = run(s, STMT_IDEM_GET, 3, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int found = s->pq->ntuples(res) == 1;
+  if (found) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->client, sizeof out->client, "%s", client);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    get_copy(s, res, 0, 0, out->body_sha256, sizeof out->body_sha256);
+    get_copy(s, res, 0, 1, out->job_id, sizeof out->job_id);
+    out->created_ms = get_int(s, res, 0, 2);
+    out->expires_ms = get_int(s, res, 0, 3);
+  }
+  s->pq->clear(res);
+  return found ? 0 : REEL_ENOTFOUND;
+}
+
+static int p_put_idempotency(reel_store *base, const reel_idempotency *rec, int64_t now_ms, int *stored) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[7] = {rec->client, rec->key, rec->body_sha256, rec->job_id, num(&n, rec->created_ms),
+                      num(&n, rec->expires_ms), num(&n, now_ms)};
+  PGresult *res = run(s, STMT_IDEM_PUT, 7, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *stored = atoi(s->pq->cmdTuples(res)) > 0;
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_delete_expired_idempotency(reel_store *base, int64_t now_ms, int limit, int *deleted) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[2] = {num(&n, now_ms), num(&n, limit)};
+  PGresult *res = run(s, STMT_IDEM_EXPIRED, 2, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *deleted = atoi(s->pq->cmdTuples(res));
+  s->pq->clear(res);
+  return 0;
+}
+
 /* ---- wake-ups, health ---- */
 
 static int p_notify(reel_store *base, const char *channel, const char *payload) {
@@ -998,6 +1075,9 @@ static const reel_store_ops pg_ops = {
     .renew_lease = p_renew_lease,
     .expired_leases = p_expired_leases,
     .delete_finished = p_delete_finished,
+    .get_idempotency = p_get_idempotency,
+    .put_idempotency = p_put_idempotency,
+    .delete_expired_idempotency = p_delete_expired_idempotency,
     .append_event = p_append_event,
     .read_events = p_read_events,
     .last_event_id = p_last_event_id,

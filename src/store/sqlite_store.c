@@ -63,6 +63,16 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  data TEXT NOT NULL);"
     "CREATE INDEX events_by_job ON events(job_id, id);",
+    /* 6: Idempotency-Key records */
+    "CREATE TABLE idempotency_keys ("
+    "  client TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  body_sha256 TEXT NOT NULL,"
+    "  job_id TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (client, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_expiry ON idempotency_keys(expires_ms);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -76,7 +86,8 @@ enum {
   STMT_INSERT, STMT_GET, STMT_WRITE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_RENEWED, STMT_EXPIRED, STMT_FINISHED_BEFORE, STMT_DELETE_LOGS,
   STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE,
-  STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_COUNT_
+  STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_IDEM_GET,
+  STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -123,6 +134,15 @@ static const char *const statement_sql[STMT_COUNT_] = {
                         "ORDER BY id LIMIT ?2",
     [STMT_EVENT_LAST] = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
     [STMT_DELETE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
+    [STMT_IDEM_GET] = "SELECT body_sha256, job_id, created_ms, expires_ms FROM idempotency_keys "
+                      "WHERE client = ?1 AND key = ?2 AND expires_ms > ?3",
+    [STMT_IDEM_PUT] = "INSERT INTO idempotency_keys (client, key, body_sha256, job_id, created_ms, expires_ms) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (client, key) DO UPDATE SET "
+                      "body_sha256 = excluded.body_sha256, job_id = excluded.job_id, "
+                      "created_ms = excluded.created_ms, expires_ms = excluded.expires_ms "
+                      "WHERE idempotency_keys.expires_ms <= ?7",
+    [STMT_IDEM_EXPIRED] = "DELETE FROM idempotency_keys WHERE (client, key) IN (SELECT client, key FROM idempotency_keys "
+                          "WHERE expires_ms <= ?1 LIMIT ?2)",
 };
 
 typedef struct {
@@ -450,6 +470,51 @@ static int s_last_event_id(reel_store *base, int64_t *id) {
   return rc == SQLITE_ROW ? 0 : REEL_ESTORE;
 }
 
+static int s_get_idempotency(reel_store *base, const char *client, const char *key, int64_t now_ms,
+                             reel_idempotency *out) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_IDEM_GET);
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, now_ms);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->client, sizeof out->client, "%s", client);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    copy_column(st, 0, out->body_sha256, sizeof out->body_sha256);
+    copy_column(st, 1, out->job_id, sizeof out->job_id);
+    out->created_ms = sqlite3_column_int64(st, 2);
+    out->expires_ms = sqlite3_column_int64(st, 3);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? REEL_ENOTFOUND : REEL_ESTORE;
+}
+
+static int s_put_idempotency(reel_store *base, const reel_idempotency *rec, int64_t now_ms, int *stored) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_IDEM_PUT);
+  sqlite3_bind_text(st, 1, rec->client, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, rec->key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, rec->body_sha256, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, rec->job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, rec->created_ms);
+  sqlite3_bind_int64(st, 6, rec->expires_ms);
+  sqlite3_bind_int64(st, 7, now_ms);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  *stored = sqlite3_changes(s->db) > 0;
+  return 0;
+}
+
+static int s_delete_expired_idempotency(reel_store *base, int64_t now_ms, int limit, int *deleted) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_IDEM_EXPIRED);
+  sqlite3_bind_int64(st, 1, now_ms);
+  sqlite3_bind_int(st, 2, limit);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  *deleted = sqlite3_changes(s->db);
+  return 0;
+}
+
 static int s_tail_logs(reel_store *base, const char *job_id, int n, json_t *lines) {
   sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_LOG_TAIL);
   sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
@@ -553,6 +618,9 @@ static const reel_store_ops sqlite_ops = {
     .list_jobs = s_list_jobs,
     .count_by_status = s_count_by_status,
     .next_runnable = s_next_runnable,
+    .get_idempotency = s_get_idempotency,
+    .put_idempotency = s_put_idempotency,
+    .delete_expired_idempotency = s_delete_expired_idempotency,
     .append_event = s_append_event,
     .read_events = s_read_events,
     .last_event_id = s_last_event_id,

@@ -59,6 +59,17 @@ typedef struct {
   char *data;         /* JSON text (heap) */
 } reel_event;
 
+/* An Idempotency-Key a client sent with a creating POST (SPEC section 8):
+ * which request body it came with and the job that request created. */
+typedef struct {
+  char client[80];      /* who sent it: keys are per client */
+  char key[256];        /* 1-255 printable ASCII */
+  char body_sha256[65]; /* hex SHA-256 of the request body */
+  char job_id[32];
+  int64_t created_ms;   /* the job's creation time (its 202 is rebuilt from id and this) */
+  int64_t expires_ms;
+} reel_idempotency;
+
 typedef struct {
   const char *name;
   /* Whether this store is used by this process alone (SQLite: data_dir is
@@ -131,6 +142,15 @@ typedef struct {
   /* The largest event id committed so far (0 before the first), whether or
    * not retention has deleted that event since. */
   int (*last_event_id)(reel_store *s, int64_t *id);
+  /* Reads the unexpired (expires_ms > now_ms) key of client into *out.
+   * REEL_ENOTFOUND if there is none. */
+  int (*get_idempotency)(reel_store *s, const char *client, const char *key, int64_t now_ms, reel_idempotency *out);
+  /* Stores rec unless an unexpired record of the same client and key
+   * exists (waiting for another node's uncommitted one): *stored says
+   * whether it was. An expired record is replaced. */
+  int (*put_idempotency)(reel_store *s, const reel_idempotency *rec, int64_t now_ms, int *stored);
+  /* Deletes up to limit records that expired by now_ms; *deleted says how many. */
+  int (*delete_expired_idempotency)(reel_store *s, int64_t now_ms, int limit, int *deleted);
   /* Appends one line to a job's log, dropping the oldest beyond max_lines. */
   int (*append_log)(reel_store *s, const char *job_id, const char *line, size_t max_lines);
   /* Appends the last n lines of a job's log (oldest first) to the JSON array. */
@@ -207,6 +227,17 @@ static inline int reel_store_append_event(reel_store *s, const char *job_id, con
 static inline int reel_store_read_events(reel_store *s, int64_t after_id, const char *job_id, int limit,
                                          reel_event *out, int *count) {
   return s->ops->read_events(s, after_id, job_id, limit, out, count);
+}
+static inline int reel_store_get_idempotency(reel_store *s, const char *client, const char *key, int64_t now_ms,
+                                             reel_idempotency *out) {
+  return s->ops->get_idempotency(s, client, key, now_ms, out);
+}
+static inline int reel_store_put_idempotency(reel_store *s, const reel_idempotency *rec, int64_t now_ms,
+                                             int *stored) {
+  return s->ops->put_idempotency(s, rec, now_ms, stored);
+}
+static inline int reel_store_delete_expired_idempotency(reel_store *s, int64_t now_ms, int limit, int *deleted) {
+  return s->ops->delete_expired_idempotency(s, now_ms, limit, deleted);
 }
 static inline int reel_store_last_event_id(reel_store *s, int64_t *id) { return s->ops->last_event_id(s, id); }
 /* Frees an event's data and zeroes it. */
