@@ -241,8 +241,8 @@ const char *reel_http_reason(int status) {
   case 413: return "Content Too Large";
   case 414: return "URI Too Long";
   case 415: return "Unsupported Media Type";
-  case 422: return "Unprocessable Content";
   case 416: return "Range Not Satisfiable";
+  case 422: return "Unprocessable Content";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
