@@ -6,6 +6,8 @@
  * by yaml_tree.c. */
 #include "config/config.h"
 
+#include "events/hub.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
@@ -43,6 +45,7 @@ typedef enum {
   VALUE_LISTEN,  /* listen[]/n_listen: one address or a list of them */
   VALUE_TOKENS,  /* tokens[]/n_tokens: a list of bearer tokens */
   VALUE_PROXIES, /* trusted_proxies[]/n_trusted_proxies: IP addresses or CIDR networks */
+  VALUE_WEBHOOKS, /* webhooks[]/n_webhooks: {url, secret, events, retry_schedule_seconds} */
   VALUE_FILE,    /* char *: a file reeld reads, which must exist and be readable now */
   VALUE_DIRECTORY, /* char *: a directory reeld reads, which must exist now */
 } value_type;
@@ -101,6 +104,9 @@ static const service_key service_keys[] = {
     FILE_PATH("service.tls.cert_file", tls_cert_file, FILE_PEM_CERTIFICATE),
     FILE_PATH("service.tls.key_file", tls_key_file, FILE_PEM_KEY),
     {.name = "service.trusted_proxies", .type = VALUE_PROXIES},
+    {.name = "service.webhooks", .type = VALUE_WEBHOOKS, .secret = 1},
+    INTEGER("service.webhook_concurrency", webhook_concurrency, 16, 1, 1024),
+    SECONDS("service.webhook_timeout_seconds", webhook_timeout_seconds, 10, 0, 600, 1),
     SECTION("service.quic"),
     BOOLEAN("service.quic.retry", quic_retry, 1),
     INTEGER("service.quic.max_streams", quic_max_streams, 100, 1, 10000),
@@ -811,6 +817,102 @@ static int load_proxies(loader *l, const service_key *entry, const reel_yaml_nod
   return 0;
 }
 
+/* The Standard Webhooks schedule (SPEC section 8): 0, 5 s, 5 min, 30 min,
+ * 2 h, 5 h, 10 h, 14 h, 20 h, 24 h. */
+static const double default_retry_schedule[] = {0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400};
+
+static int load_webhook(loader *l, const reel_yaml_node *item, const char *path, reel_webhook_endpoint *w) {
+  if (item->kind != REEL_YAML_MAPPING)
+    return fail(l, item->line, path, "expected a mapping {url, secret, events, retry_schedule_seconds}");
+  w->line = item->line;
+  w->events = reel_event_type_bit("job.finished") | reel_event_type_bit("job.failed") |
+              reel_event_type_bit("job.canceled");
+  w->n_retry = (int)(sizeof default_retry_schedule / sizeof *default_retry_schedule);
+  memcpy(w->retry_schedule, default_retry_schedule, sizeof default_retry_schedule);
+  for (size_t i = 0; i + 1 < item->count; i += 2) {
+    const reel_yaml_node *key = item->children[i], *value = item->children[i + 1];
+    char name[PATH_SIZE];
+    extend_path(name, sizeof name, path, key, 0);
+    if (text_is(key, "url")) {
+      int ok = value->kind == REEL_YAML_SCALAR &&
+               ((strncmp(value->text, "http://", 7) == 0 && value->length > 7) ||
+                (strncmp(value->text, "https://", 8) == 0 && value->length > 8));
+      for (size_t k = 0; ok && k < value->length; k++)
+        if ((unsigned char)value->text[k] <= ' ' || value->text[k] == 0x7F) ok = 0;
+      if (!ok) return fail(l, value->line, name, "expected a URL starting with http:// or https://");
+      free(w->url);
+      int rc = copy_text(l, value, name, &w->url);
+      if (rc) return rc;
+    } else if (text_is(key, "secret")) {
+      /* a Standard Webhooks secret: whsec_ and a base64 key (never shown) */
+      int ok = value->kind == REEL_YAML_SCALAR && value->length > 6 && strncmp(value->text, "whsec_", 6) == 0;
+      for (size_t k = 6; ok && k < value->length; k++) {
+        char ch = value->text[k];
+        ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' ||
+             ch == '/' || ch == '=';
+      }
+      if (!ok) return fail(l, value->line, name, "expected a Standard Webhooks secret: whsec_ followed by base64");
+      free(w->secret);
+      int rc = copy_text(l, value, name, &w->secret);
+      if (rc) return rc;
+    } else if (text_is(key, "events")) {
+      if (value->kind != REEL_YAML_SEQUENCE || value->count == 0)
+        return fail(l, value->line, name, "expected a list of event types, such as [job.finished, job.failed]");
+      w->events = 0;
+      for (size_t k = 0; k < value->count; k++) {
+        const reel_yaml_node *t = value->children[k];
+        unsigned bit = t->kind == REEL_YAML_SCALAR ? reel_event_type_bit(t->text) : 0;
+        if (!bit) {
+          char shown[96];
+          describe_value(t, 0, shown, sizeof shown);
+          return fail(l, t->line, name,
+                      "unknown event type %s (job.created, job.started, job.progress, job.log, job.retrying, "
+                      "job.finished, job.failed, job.canceled)", shown);
+        }
+        w->events |= bit;
+      }
+    } else if (text_is(key, "retry_schedule_seconds")) {
+      if (value->kind != REEL_YAML_SEQUENCE || value->count == 0 || value->count > REEL_MAX_RETRY_STEPS)
+        return fail(l, value->line, name, "expected a list of 1 to %d delays in seconds, such as [0, 5, 300]",
+                    REEL_MAX_RETRY_STEPS);
+      w->n_retry = 0;
+      for (size_t k = 0; k < value->count; k++) {
+        const reel_yaml_node *t = value->children[k];
+        char *end = NULL;
+        double v = t->kind == REEL_YAML_SCALAR && t->plain ? strtod(t->text, &end) : -1;
+        if (!end || *end || v < 0 || v > 31536000)
+          return fail(l, t->line, name, "expected a number of seconds from 0 to 31536000");
+        w->retry_schedule[w->n_retry++] = v;
+      }
+    } else {
+      return fail(l, key->line, name, "unknown key (a webhook has url, secret, events, retry_schedule_seconds)");
+    }
+  }
+  if (!w->url) return fail(l, item->line, path, "a webhook needs a url");
+  if (!w->secret) return fail(l, item->line, path, "a webhook needs a secret (whsec_...)");
+  return 0;
+}
+
+static int load_webhooks(loader *l, const service_key *entry, const reel_yaml_node *value) {
+  reel_config *config = l->config;
+  if (value->kind != REEL_YAML_SEQUENCE)
+    return fail(l, value->line, entry->name, "expected a list of webhooks, each {url, secret, events}");
+  if (value->count > REEL_MAX_WEBHOOKS)
+    return fail(l, value->line, entry->name, "at most %d webhooks are allowed, got %zu", REEL_MAX_WEBHOOKS,
+                value->count);
+  for (size_t i = 0; i < value->count; i++) {
+    char path[PATH_SIZE];
+    extend_path(path, sizeof path, entry->name, NULL, i);
+    reel_webhook_endpoint *w = &config->webhooks[config->n_webhooks++];
+    int rc = load_webhook(l, value->children[i], path, w);
+    if (rc) return rc;
+    for (int k = 0; k < config->n_webhooks - 1; k++)
+      if (strcmp(config->webhooks[k].url, w->url) == 0)
+        return fail(l, value->children[i]->line, path, "the same url is configured twice");
+  }
+  return 0;
+}
+
 /* Checks that a file reeld will read holds what it should; `path` is readable. */
 static int check_file_content(loader *l, const service_key *entry, unsigned long line, const char *path) {
   if (entry->content == FILE_GCS_KEY) {
@@ -901,6 +1003,8 @@ static int load_service_value(loader *l, const service_key *entry, const reel_ya
       return load_tokens(l, entry, value);
     case VALUE_PROXIES:
       return load_proxies(l, entry, value);
+    case VALUE_WEBHOOKS:
+      return load_webhooks(l, entry, value);
     case VALUE_FILE:
     case VALUE_DIRECTORY:
       return load_path(l, entry, value);
@@ -1431,6 +1535,7 @@ static int apply_defaults(reel_config *config) {
       case VALUE_LISTEN:
       case VALUE_TOKENS:
       case VALUE_PROXIES:
+      case VALUE_WEBHOOKS:
         break;
     }
   }
@@ -1572,6 +1677,11 @@ void reel_config_free(reel_config *cfg) {
   for (int i = 0; i < cfg->n_listen && i < REEL_MAX_LISTEN; i++) free(cfg->listen[i]);
   for (int i = 0; i < cfg->n_tokens && i < REEL_MAX_TOKENS; i++) free(cfg->tokens[i]);
   for (int i = 0; i < cfg->n_trusted_proxies && i < REEL_MAX_PROXIES; i++) free(cfg->trusted_proxies[i]);
+  for (int i = 0; i < cfg->n_webhooks && i < REEL_MAX_WEBHOOKS; i++) {
+    free(cfg->webhooks[i].url);
+    if (cfg->webhooks[i].secret) memset(cfg->webhooks[i].secret, 0, strlen(cfg->webhooks[i].secret));
+    free(cfg->webhooks[i].secret);
+  }
   if (cfg->command_argv)
     for (int i = 0; cfg->command_argv[i]; i++) free(cfg->command_argv[i]);
   free(cfg->command_argv);

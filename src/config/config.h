@@ -19,6 +19,18 @@
 #define REEL_MAX_LISTEN 8
 #define REEL_MAX_TOKENS 32
 #define REEL_MAX_PROXIES 32
+#define REEL_MAX_WEBHOOKS 16
+#define REEL_MAX_RETRY_STEPS 32
+
+/* One entry of service.webhooks (SPEC section 8). */
+typedef struct {
+  char *url;            /* http:// or https:// */
+  char *secret;         /* "whsec_" + base64 key (secret: never logged) */
+  unsigned events;      /* event type bits (events/hub.h); default finished, failed, canceled */
+  double retry_schedule[REEL_MAX_RETRY_STEPS]; /* seconds before each attempt; the first is usually 0 */
+  int n_retry;
+  unsigned long line;   /* where it was configured, for messages */
+} reel_webhook_endpoint;
 
 /* What a service.listen entry serves. */
 typedef enum {
@@ -40,6 +52,10 @@ typedef struct {
   char *trusted_proxies[REEL_MAX_PROXIES]; /* service.trusted_proxies: IPs or CIDRs whose
                                               X-Forwarded-For/-Proto are believed */
   int n_trusted_proxies;
+  reel_webhook_endpoint webhooks[REEL_MAX_WEBHOOKS]; /* service.webhooks */
+  int n_webhooks;
+  int webhook_concurrency;  /* service.webhook_concurrency: deliveries in flight per node, default 16 */
+  double webhook_timeout_seconds; /* service.webhook_timeout_seconds: whole delivery, default 10 (connect: a third) */
   int quic_retry;           /* service.quic.retry: Retry address validation, default true */
   int quic_max_streams;     /* service.quic.max_streams: concurrent request streams, default 100 */
   double quic_handshake_timeout_seconds; /* service.quic.handshake_timeout_seconds, default 10 */

@@ -6,6 +6,8 @@
  * commit. */
 #include "jobs/jobs.h"
 
+#include "events/hub.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,17 +57,61 @@ static void clear_transitions(reel_job_op *op) {
   op->n_transitions = op->cap_transitions = 0;
 }
 
+/* The webhook outbox (SPEC section 8): one delivery per endpoint that wants
+ * the event's type, committed with the event. Its body is {"type",
+ * "timestamp", "data"}; its id (the webhook-id) is fixed here, so every
+ * attempt carries the same one. */
+static int queue_deliveries(reel_store *s, reel_job_op *op, const reel_job *job, const char *type, int64_t now,
+                            json_t *data) {
+  reel_jobs *jobs = op->jobs;
+  unsigned bit = reel_event_type_bit(type);
+  char *payload = NULL;
+  int rc = 0;
+  for (int i = 0; i < jobs->n_webhooks && rc == 0; i++) {
+    const reel_webhook_endpoint *w = &jobs->webhooks[i];
+    if (!(w->events & bit)) continue;
+    if (!payload) {
+      char at[40];
+      reel_rfc3339(now, at, sizeof at);
+      json_t *body = json_pack("{s:s, s:s, s:O}", "type", type, "timestamp", at, "data", data);
+      payload = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+      json_decref(body);
+      if (!payload) return REEL_ENOMEM;
+    }
+    reel_delivery d;
+    memset(&d, 0, sizeof d);
+    char id[32];
+    reel_job_id_new(now, id);
+    snprintf(d.id, sizeof d.id, "msg_%s", id + 4);
+    snprintf(d.endpoint, sizeof d.endpoint, "%s", w->url);
+    snprintf(d.event_type, sizeof d.event_type, "%s", type);
+    memcpy(d.job_id, job->id, sizeof d.job_id);
+    d.payload = payload;
+    d.created_ms = now;
+    d.next_attempt_ms = now + (int64_t)(w->n_retry > 0 ? w->retry_schedule[0] * 1000 : 0);
+    rc = reel_store_insert_delivery(s, &d);
+    if (rc == 0) op->n_deliveries_queued++;
+  }
+  free(payload);
+  return rc;
+}
+
 /* Records one event of job in the open transaction (type as in SPEC section
  * 8); data is the job's API form unless given. Counted in op, so its
  * publication wakes the event readers after the commit. */
 static int emit_event(reel_store *s, reel_job_op *op, const reel_job *job, const char *type, json_t *data) {
   if (!data) data = reel_job_to_json(job);
   char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-  json_decref(data);
-  if (!text) return REEL_ENOMEM;
-  int rc = reel_store_append_event(s, job->id, type, reel_now_ms(), text);
+  if (!text) {
+    json_decref(data);
+    return REEL_ENOMEM;
+  }
+  int64_t now = reel_now_ms();
+  int rc = reel_store_append_event(s, job->id, type, now, text);
   free(text);
   if (rc == 0) op->n_events++;
+  if (rc == 0) rc = queue_deliveries(s, op, job, type, now, data);
+  json_decref(data);
   return rc;
 }
 
@@ -266,6 +312,13 @@ static int run_logs(reel_store *s, reel_job_op *op) {
   return op->tail > 0 ? reel_store_tail_logs(s, op->id, op->tail, op->lines) : 0;
 }
 
+static void clear_deliveries(reel_job_op *op) {
+  for (int i = 0; i < op->n_deliveries; i++) free(op->deliveries[i].payload);
+  free(op->deliveries);
+  op->deliveries = NULL;
+  op->n_deliveries = 0;
+}
+
 static void clear_read_events(reel_job_op *op) {
   for (int i = 0; i < op->n_read; i++) reel_event_clear(&op->events[i]);
   free(op->events);
@@ -290,6 +343,42 @@ static int run_prune(reel_store *s, reel_job_op *op) {
   int64_t now = reel_store_clock_ms(s);
   if (now <= 0) return REEL_ESTORE;
   return reel_store_delete_expired_idempotency(s, now, op->limit, &op->deleted_keys);
+}
+
+/* Takes due deliveries for this node, each with its payload. */
+static int run_deliveries_claim(reel_store *s, reel_job_op *op) {
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  if (op->limit < 1) op->limit = 1;
+  op->deliveries = calloc((size_t)op->limit, sizeof *op->deliveries);
+  if (!op->deliveries) return REEL_ENOMEM;
+  int rc = reel_store_claim_deliveries(s, op->fence.node, now, now + op->lease_ms, op->limit, op->deliveries,
+                                       &op->n_deliveries);
+  for (int i = 0; i < op->n_deliveries && rc == 0; i++)
+    rc = reel_store_read_delivery_payload(s, op->deliveries[i].id, &op->deliveries[i].payload);
+  return rc;
+}
+
+static int run_delivery_result(reel_store *s, reel_job_op *op) {
+  int64_t now = reel_store_clock_ms(s);
+  if (now <= 0) return REEL_ESTORE;
+  int rc = reel_store_finish_delivery(s, &op->delivery, op->fence.node, now, &op->held);
+  if (rc == 0 && op->held && op->disable_endpoint)
+    rc = reel_store_disable_endpoint(s, op->delivery.endpoint, now, "answered 410 Gone");
+  return rc;
+}
+
+static int run_deliveries_list(reel_store *s, reel_job_op *op) {
+  if (op->limit < 1) op->limit = 1;
+  op->deliveries = calloc((size_t)op->limit + 1, sizeof *op->deliveries);
+  if (!op->deliveries) return REEL_ENOMEM;
+  int rc = reel_store_list_deliveries(s, op->before_seq, op->limit + 1, op->deliveries, &op->n_deliveries);
+  op->next_seq = 0;
+  if (rc == 0 && op->n_deliveries > op->limit) {
+    op->n_deliveries = op->limit;
+    op->next_seq = op->deliveries[op->limit - 1].seq;
+  }
+  return rc;
 }
 
 static int run_cancel(reel_store *s, reel_job_op *op) {
@@ -482,6 +571,8 @@ static int run_op(reel_store *s, reel_store_call *call) {
   clear_transitions(op);
   op->n_events = 0;
   if (op->kind == REEL_JOB_OP_EVENTS) clear_read_events(op);
+  clear_deliveries(op);
+  op->n_deliveries_queued = 0;
   switch (op->kind) {
   case REEL_JOB_OP_SUBMIT: { /* normally run grouped (run_many); alone it is a group of one */
     int rc = run_submits(s, &call, 1);
@@ -503,6 +594,9 @@ static int run_op(reel_store *s, reel_store_call *call) {
   case REEL_JOB_OP_PRUNE: return run_prune(s, op);
   case REEL_JOB_OP_COUNTS: return reel_store_count_by_status(s, op->counts);
   case REEL_JOB_OP_EVENTS: return run_events(s, op);
+  case REEL_JOB_OP_DELIVERIES_CLAIM: return run_deliveries_claim(s, op);
+  case REEL_JOB_OP_DELIVERY_RESULT: op->call.writes = 1; return run_delivery_result(s, op);
+  case REEL_JOB_OP_DELIVERIES_LIST: return run_deliveries_list(s, op);
   case REEL_JOB_OP_PING:
     if (!op->probe) return reel_store_ping(s);
     op->call.writes = 1;
@@ -528,6 +622,7 @@ static void publish(reel_jobs *jobs, reel_job_op *op) {
   if ((op->kind == REEL_JOB_OP_SUBMIT || requeued) && jobs->listener.submitted)
     jobs->listener.submitted(jobs->listener.data);
   if (op->n_events > 0 && jobs->listener.events) jobs->listener.events(jobs->listener.data);
+  if (op->n_deliveries_queued > 0 && jobs->listener.deliveries) jobs->listener.deliveries(jobs->listener.data);
 }
 
 static void op_done(reel_store_call *call, int result) {
@@ -649,6 +744,7 @@ void reel_job_op_cleanup(reel_job_op *op) {
   json_decref(op->lines);
   clear_transitions(op);
   clear_read_events(op);
+  clear_deliveries(op);
   op->prompt = op->text = op->artifact_key = op->artifact_uri = op->gcs_uri = op->cost = NULL;
   op->list = NULL;
   op->n_list = 0;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config/config.h"
 #include "jobs/job.h"
 #include "store/executor.h"
 #include "store/store.h"
@@ -32,7 +33,10 @@
   XX(PRUNE, "prune")       /* in: before_ms (0: no jobs), limit  out: deleted, deleted_keys */ \
   XX(COUNTS, "counts")     /* out: counts                                        */ \
   XX(EVENTS, "events")     /* in: id ("" for every job), after_id, limit  out: events, last_event_id */ \
-  XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe)  */
+  XX(PING, "ping")         /* in: probe: readiness round trip (a write if probe)  */ \
+  XX(DELIVERIES_CLAIM, "deliveries_claim")   /* in: fence.node, lease_ms, limit  out: deliveries (with payloads) */ \
+  XX(DELIVERY_RESULT, "delivery_result")     /* in: delivery, fence.node, disable_endpoint  out: held */ \
+  XX(DELIVERIES_LIST, "deliveries_list")     /* in: before_seq, limit  out: deliveries, next_seq */
 
 typedef enum {
 #define REEL_JOB_OP_ENUM_(name, text) REEL_JOB_OP_##name,
@@ -99,6 +103,9 @@ struct reel_job_op {
   int64_t before_ms;    /* PRUNE: terminal jobs that finished before this */
   int probe;            /* PING: write the probe row (proves the store can commit) */
   int64_t after_id;     /* EVENTS: events with a larger id (-1: none, only last_event_id) */
+  reel_delivery delivery; /* DELIVERY_RESULT: the attempt's outcome (id, attempts, status, next_attempt_ms,
+                             last_status, last_error) */
+  int disable_endpoint; /* DELIVERY_RESULT: the endpoint answered 410: disable it */
   int cancel_orphan;    /* internal: CANCEL found no process running the job and ends it here */
   /* outputs */
   reel_job job;
@@ -117,7 +124,11 @@ struct reel_job_op {
   reel_event *events;   /* EVENTS: n_read of them, oldest first */
   int n_read;
   int64_t last_event_id; /* EVENTS: the newest committed event id when the read ran */
+  reel_delivery *deliveries; /* DELIVERIES_CLAIM, DELIVERIES_LIST: n_deliveries of them */
+  int n_deliveries;
+  int held;             /* DELIVERY_RESULT: the lease was still ours, the outcome was written */
   int n_events;         /* events this operation recorded (SPEC section 8) */
+  int n_deliveries_queued; /* webhook deliveries it queued with them */
   reel_job_transition *transitions; /* the status changes made, published after the commit */
   int n_transitions, cap_transitions;
   /* completion, on the loop thread; result is 0 or a reel error:
@@ -141,12 +152,18 @@ typedef struct {
   void (*transitioned)(void *data, const reel_job_transition *t);
   /* An operation committed events: readers may find new ones. Optional. */
   void (*events)(void *data);
+  /* An operation committed webhook deliveries that may be due. Optional. */
+  void (*deliveries)(void *data);
   void *data;
 } reel_jobs_listener;
 
 struct reel_jobs {
   reel_store_executor executor;
   reel_store *store;
+  /* service.webhooks: every event of a type an endpoint wants also queues a
+   * delivery to it, in the event's transaction (set before the first op) */
+  const reel_webhook_endpoint *webhooks;
+  int n_webhooks;
   int max_queue_depth;
   size_t max_log_lines;
   reel_jobs_listener listener;

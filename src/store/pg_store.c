@@ -76,6 +76,26 @@ static const char *const migrations[] = {
     "  expires_ms BIGINT NOT NULL,"
     "  PRIMARY KEY (client, key));"
     "CREATE INDEX idempotency_expiry ON idempotency_keys(expires_ms);",
+    /* 4: the webhook outbox and endpoints that answered 410 */
+    "CREATE TABLE webhook_deliveries ("
+    "  seq BIGSERIAL PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  endpoint TEXT NOT NULL,"
+    "  event_type TEXT NOT NULL,"
+    "  job_id TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  status SMALLINT NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms BIGINT NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  updated_ms BIGINT NOT NULL,"
+    "  last_status INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '',"
+    "  lease_node TEXT NOT NULL DEFAULT '',"
+    "  lease_expires_ms BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_due ON webhook_deliveries(next_attempt_ms) WHERE status = 0;"
+    "CREATE INDEX webhook_by_job ON webhook_deliveries(job_id);"
+    "CREATE TABLE webhook_endpoints (url TEXT PRIMARY KEY, disabled_ms BIGINT NOT NULL, reason TEXT NOT NULL);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 /* pg_advisory_lock key of the migrations: "reel" */
@@ -86,11 +106,16 @@ static const char *const migrations[] = {
   "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
   "failure_reason, node, lease_expires_ms, cost, version, priority"
 
+#define DELIVERY_COLUMNS                                                                              \
+  "seq, id, endpoint, event_type, job_id, status, attempts, next_attempt_ms, created_ms, updated_ms, " \
+  "last_status, last_error, lease_node, lease_expires_ms"
+
 enum {
   STMT_INSERT, STMT_INSERT_MANY, STMT_GET, STMT_READ, STMT_WRITE, STMT_EXISTS, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
   STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_EVENTS_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB,
-  STMT_EVENT_LAST, STMT_IDEM_GET, STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_COUNT_
+  STMT_EVENT_LAST, STMT_IDEM_GET, STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_DLV_INSERT, STMT_DLV_CLAIM, STMT_DLV_PAYLOAD,
+  STMT_DLV_FINISH, STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -120,7 +145,8 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_DELETE_FINISHED] = "WITH doomed AS (SELECT id FROM jobs WHERE status >= 3 AND finished_ms < $1 "
                              "ORDER BY finished_ms LIMIT $2 FOR UPDATE SKIP LOCKED), "
                              "logs AS (DELETE FROM job_logs WHERE job_id IN (SELECT id FROM doomed)), "
-                             "evs AS (DELETE FROM events WHERE job_id IN (SELECT id FROM doomed)) "
+                             "evs AS (DELETE FROM events WHERE job_id IN (SELECT id FROM doomed)), "
+                             "dlv AS (DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM doomed)) "
                              "DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)",
     [STMT_LOG_INSERT] = "INSERT INTO job_logs (job_id, line_no, line) SELECT $1, COALESCE(MAX(line_no), 0) + 1, $2 "
                         "FROM job_logs WHERE job_id = $1 RETURNING line_no",
@@ -148,6 +174,21 @@ static const char *const statement_sql[STMT_COUNT_] = {
                       "WHERE k.expires_ms <= $7",
     [STMT_IDEM_EXPIRED] = "DELETE FROM idempotency_keys WHERE (client, key) IN (SELECT client, key FROM "
                           "idempotency_keys WHERE expires_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    [STMT_DLV_INSERT] = "INSERT INTO webhook_deliveries (id, endpoint, event_type, job_id, payload, "
+                        "next_attempt_ms, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) "
+                        "RETURNING seq",
+    [STMT_DLV_CLAIM] = "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_node = $2, lease_expires_ms = $3, "
+                       "updated_ms = $1 WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE status = 0 AND "
+                       "next_attempt_ms <= $1 AND lease_expires_ms <= $1 ORDER BY next_attempt_ms, seq LIMIT $4 "
+                       "FOR UPDATE SKIP LOCKED) RETURNING " DELIVERY_COLUMNS,
+    [STMT_DLV_PAYLOAD] = "SELECT payload FROM webhook_deliveries WHERE id = $1",
+    [STMT_DLV_FINISH] = "UPDATE webhook_deliveries SET status = $4, next_attempt_ms = $5, last_status = $6, "
+                        "last_error = $7, lease_node = '', lease_expires_ms = 0, updated_ms = $8 "
+                        "WHERE id = $1 AND lease_node = $2 AND attempts = $3 AND status = 0",
+    [STMT_DLV_LIST] = "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+    [STMT_EP_DISABLE] = "INSERT INTO webhook_endpoints (url, disabled_ms, reason) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (url) DO NOTHING",
+    [STMT_EP_DISABLED] = "SELECT disabled_ms FROM webhook_endpoints WHERE url = $1",
 };
 
 #define MAX_NOTIFY 64
@@ -956,6 +997,124 @@ static int p_last_event_id(reel_store *base, int64_t *id) {
   return ok ? 0 : REEL_ESTORE;
 }
 
+/* ---- webhook deliveries ---- */
+
+static void row_to_delivery(pg_store *s, PGresult *res, int row, reel_delivery *d) {
+  memset(d, 0, sizeof *d);
+  d->seq = get_int(s, res, row, 0);
+  get_copy(s, res, row, 1, d->id, sizeof d->id);
+  get_copy(s, res, row, 2, d->endpoint, sizeof d->endpoint);
+  get_copy(s, res, row, 3, d->event_type, sizeof d->event_type);
+  get_copy(s, res, row, 4, d->job_id, sizeof d->job_id);
+  d->status = (int)get_int(s, res, row, 5);
+  d->attempts = (int)get_int(s, res, row, 6);
+  d->next_attempt_ms = get_int(s, res, row, 7);
+  d->created_ms = get_int(s, res, row, 8);
+  d->updated_ms = get_int(s, res, row, 9);
+  d->last_status = (int)get_int(s, res, row, 10);
+  get_copy(s, res, row, 11, d->last_error, sizeof d->last_error);
+  get_copy(s, res, row, 12, d->lease_node, sizeof d->lease_node);
+  d->lease_expires_ms = get_int(s, res, row, 13);
+}
+
+/* Runs a statement returning deliveries into out[0..*count). */
+static int query_deliveries(pg_store *s, int which, int n, const char *const *v, int limit, reel_delivery *out,
+                            int *count) {
+  *count = 0;
+  PGresult *res = run(s, which, n, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int rows = s->pq->ntuples(res);
+  for (int i = 0; i < rows && i < limit; i++) row_to_delivery(s, res, i, &out[(*count)++]);
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_insert_delivery(reel_store *base, reel_delivery *d) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[7] = {d->id, d->endpoint, d->event_type, d->job_id, d->payload ? d->payload : "",
+                      num(&n, d->next_attempt_ms), num(&n, d->created_ms)};
+  PGresult *res = run(s, STMT_DLV_INSERT, 7, v);
+  int ok = res && s->pq->resultStatus(res) == PGRES_TUPLES_OK && s->pq->ntuples(res) == 1;
+  if (ok) d->seq = get_int(s, res, 0, 0);
+  else note_failure(s, res);
+  s->pq->clear(res);
+  return ok ? 0 : REEL_ESTORE;
+}
+
+static int p_claim_deliveries(reel_store *base, const char *node, int64_t now_ms, int64_t lease_until_ms, int limit,
+                              reel_delivery *out, int *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[4] = {num(&n, now_ms), node, num(&n, lease_until_ms), num(&n, limit)};
+  return query_deliveries(s, STMT_DLV_CLAIM, 4, v, limit, out, count);
+}
+
+static int p_read_delivery_payload(reel_store *base, const char *id, char **payload) {
+  pg_store *s = (pg_store *)base;
+  const char *v[1] = {id};
+  *payload = NULL;
+  PGresult *res = run(s, STMT_DLV_PAYLOAD, 1, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  int found = s->pq->ntuples(res) == 1;
+  if (found) *payload = strdup(s->pq->getvalue(res, 0, 0));
+  s->pq->clear(res);
+  if (!found) return REEL_ENOTFOUND;
+  return *payload ? 0 : REEL_ENOMEM;
+}
+
+static int p_finish_delivery(reel_store *base, const reel_delivery *d, const char *node, int64_t now_ms, int *held) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[8] = {d->id, node, num(&n, d->attempts), num(&n, d->status), num(&n, d->next_attempt_ms),
+                      num(&n, d->last_status), d->last_error, num(&n, now_ms)};
+  PGresult *res = run(s, STMT_DLV_FINISH, 8, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *held = atoi(s->pq->cmdTuples(res)) > 0;
+  s->pq->clear(res);
+  return 0;
+}
+
+static int p_list_deliveries(reel_store *base, int64_t before_seq, int limit, reel_delivery *out, int *count) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[2] = {num(&n, before_seq > 0 ? before_seq : INT64_MAX), num(&n, limit)};
+  return query_deliveries(s, STMT_DLV_LIST, 2, v, limit, out, count);
+}
+
+static int p_disable_endpoint(reel_store *base, const char *url, int64_t now_ms, const char *reason) {
+  pg_store *s = (pg_store *)base;
+  numbers n = {0};
+  const char *v[3] = {url, num(&n, now_ms), reason};
+  return run_command(s, STMT_EP_DISABLE, 3, v);
+}
+
+static int p_endpoint_disabled(reel_store *base, const char *url, int64_t *disabled_ms) {
+  pg_store *s = (pg_store *)base;
+  const char *v[1] = {url};
+  PGresult *res = run(s, STMT_EP_DISABLED, 1, v);
+  if (!res || s->pq->resultStatus(res) != PGRES_TUPLES_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *disabled_ms = s->pq->ntuples(res) == 1 ? get_int(s, res, 0, 0) : 0;
+  s->pq->clear(res);
+  return 0;
+}
+
 /* ---- idempotency keys ---- */
 
 static int p_get_idempotency(reel_store *base, const char *client, const char *key, int64_t now_ms,
@@ -1075,6 +1234,13 @@ static const reel_store_ops pg_ops = {
     .renew_lease = p_renew_lease,
     .expired_leases = p_expired_leases,
     .delete_finished = p_delete_finished,
+    .insert_delivery = p_insert_delivery,
+    .claim_deliveries = p_claim_deliveries,
+    .read_delivery_payload = p_read_delivery_payload,
+    .finish_delivery = p_finish_delivery,
+    .list_deliveries = p_list_deliveries,
+    .disable_endpoint = p_disable_endpoint,
+    .endpoint_disabled = p_endpoint_disabled,
     .get_idempotency = p_get_idempotency,
     .put_idempotency = p_put_idempotency,
     .delete_expired_idempotency = p_delete_expired_idempotency,

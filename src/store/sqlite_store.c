@@ -73,6 +73,25 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (client, key)) WITHOUT ROWID;"
     "CREATE INDEX idempotency_expiry ON idempotency_keys(expires_ms);",
+    /* 7: the webhook outbox and endpoints that answered 410 */
+    "CREATE TABLE webhook_deliveries ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  endpoint TEXT NOT NULL,"
+    "  event_type TEXT NOT NULL,"
+    "  job_id TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  last_status INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '',"
+    "  lease_node TEXT NOT NULL DEFAULT '',"
+    "  lease_expires_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_due ON webhook_deliveries(next_attempt_ms) WHERE status = 0;"
+    "CREATE TABLE webhook_endpoints (url TEXT PRIMARY KEY, disabled_ms INTEGER NOT NULL, reason TEXT NOT NULL);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -81,13 +100,18 @@ static const char *const migrations[] = {
   "attempts, run_after_ms, cancel_requested, artifact_key, artifact_uri, gcs_uri, error, "      \
   "failure_reason, node, lease_expires_ms, cost, version, priority"
 
+#define DELIVERY_COLUMNS                                                                              \
+  "seq, id, endpoint, event_type, job_id, status, attempts, next_attempt_ms, created_ms, updated_ms, " \
+  "last_status, last_error, lease_node, lease_expires_ms"
+
 enum {
   STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_SAVEPOINT, STMT_RELEASE, STMT_ROLLBACK_TO,
   STMT_INSERT, STMT_GET, STMT_WRITE, STMT_LIST_ANY, STMT_LIST_STATUS, STMT_COUNT, STMT_COUNT_QUEUED,
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_RENEWED, STMT_EXPIRED, STMT_FINISHED_BEFORE, STMT_DELETE_LOGS,
   STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE,
-  STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_IDEM_GET,
-  STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_COUNT_
+  STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_DELETE_DELIVERIES, STMT_IDEM_GET,
+  STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_DLV_INSERT, STMT_DLV_DUE, STMT_DLV_TAKE, STMT_DLV_PAYLOAD, STMT_DLV_FINISH,
+  STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -134,6 +158,7 @@ static const char *const statement_sql[STMT_COUNT_] = {
                         "ORDER BY id LIMIT ?2",
     [STMT_EVENT_LAST] = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
     [STMT_DELETE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
+    [STMT_DELETE_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE job_id = ?1",
     [STMT_IDEM_GET] = "SELECT body_sha256, job_id, created_ms, expires_ms FROM idempotency_keys "
                       "WHERE client = ?1 AND key = ?2 AND expires_ms > ?3",
     [STMT_IDEM_PUT] = "INSERT INTO idempotency_keys (client, key, body_sha256, job_id, created_ms, expires_ms) "
@@ -143,6 +168,20 @@ static const char *const statement_sql[STMT_COUNT_] = {
                       "WHERE idempotency_keys.expires_ms <= ?7",
     [STMT_IDEM_EXPIRED] = "DELETE FROM idempotency_keys WHERE (client, key) IN (SELECT client, key FROM idempotency_keys "
                           "WHERE expires_ms <= ?1 LIMIT ?2)",
+    [STMT_DLV_INSERT] = "INSERT INTO webhook_deliveries (id, endpoint, event_type, job_id, payload, "
+                        "next_attempt_ms, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    [STMT_DLV_DUE] = "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE status = 0 AND next_attempt_ms <= ?1 "
+                     "AND lease_expires_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
+    [STMT_DLV_TAKE] = "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_node = ?2, lease_expires_ms = ?3, "
+                      "updated_ms = ?4 WHERE id = ?1",
+    [STMT_DLV_PAYLOAD] = "SELECT payload FROM webhook_deliveries WHERE id = ?1",
+    [STMT_DLV_FINISH] = "UPDATE webhook_deliveries SET status = ?4, next_attempt_ms = ?5, last_status = ?6, "
+                        "last_error = ?7, lease_node = '', lease_expires_ms = 0, updated_ms = ?8 "
+                        "WHERE id = ?1 AND lease_node = ?2 AND attempts = ?3 AND status = 0",
+    [STMT_DLV_LIST] = "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+    [STMT_EP_DISABLE] = "INSERT INTO webhook_endpoints (url, disabled_ms, reason) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT (url) DO NOTHING",
+    [STMT_EP_DISABLED] = "SELECT disabled_ms FROM webhook_endpoints WHERE url = ?1",
 };
 
 typedef struct {
@@ -383,6 +422,10 @@ static int s_delete_finished(reel_store *base, int64_t before_ms, int limit, int
     sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
     result = step_done(st);
     if (result) break;
+    st = prepared(s, STMT_DELETE_DELIVERIES);
+    sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+    result = step_done(st);
+    if (result) break;
     st = prepared(s, STMT_DELETE_JOB);
     sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
     result = step_done(st);
@@ -515,6 +558,124 @@ static int s_delete_expired_idempotency(reel_store *base, int64_t now_ms, int li
   return 0;
 }
 
+static void row_to_delivery(sqlite3_stmt *st, reel_delivery *d) {
+  memset(d, 0, sizeof *d);
+  d->seq = sqlite3_column_int64(st, 0);
+  copy_column(st, 1, d->id, sizeof d->id);
+  copy_column(st, 2, d->endpoint, sizeof d->endpoint);
+  copy_column(st, 3, d->event_type, sizeof d->event_type);
+  copy_column(st, 4, d->job_id, sizeof d->job_id);
+  d->status = sqlite3_column_int(st, 5);
+  d->attempts = sqlite3_column_int(st, 6);
+  d->next_attempt_ms = sqlite3_column_int64(st, 7);
+  d->created_ms = sqlite3_column_int64(st, 8);
+  d->updated_ms = sqlite3_column_int64(st, 9);
+  d->last_status = sqlite3_column_int(st, 10);
+  copy_column(st, 11, d->last_error, sizeof d->last_error);
+  copy_column(st, 12, d->lease_node, sizeof d->lease_node);
+  d->lease_expires_ms = sqlite3_column_int64(st, 13);
+}
+
+static int s_insert_delivery(reel_store *base, reel_delivery *d) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_DLV_INSERT);
+  sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, d->endpoint, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, d->event_type, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, d->job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, d->payload ? d->payload : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, d->next_attempt_ms);
+  sqlite3_bind_int64(st, 7, d->created_ms);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  d->seq = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+static int s_claim_deliveries(reel_store *base, const char *node, int64_t now_ms, int64_t lease_until_ms, int limit,
+                              reel_delivery *out, int *count) {
+  sqlite_store *s = (sqlite_store *)base;
+  *count = 0;
+  sqlite3_stmt *st = prepared(s, STMT_DLV_DUE);
+  sqlite3_bind_int64(st, 1, now_ms);
+  sqlite3_bind_int(st, 2, limit);
+  int n = 0, rc = SQLITE_DONE;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) row_to_delivery(st, &out[n++]);
+  sqlite3_reset(st);
+  if (n < limit && rc != SQLITE_DONE) return REEL_ESTORE;
+  for (int i = 0; i < n; i++) {
+    st = prepared(s, STMT_DLV_TAKE);
+    sqlite3_bind_text(st, 1, out[i].id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, lease_until_ms);
+    sqlite3_bind_int64(st, 4, now_ms);
+    if (step_done(st) != 0) return REEL_ESTORE;
+    out[i].attempts++;
+    snprintf(out[i].lease_node, sizeof out[i].lease_node, "%s", node);
+    out[i].lease_expires_ms = lease_until_ms;
+  }
+  *count = n;
+  return 0;
+}
+
+static int s_read_delivery_payload(reel_store *base, const char *id, char **payload) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_DLV_PAYLOAD);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  *payload = NULL;
+  if (rc == SQLITE_ROW) {
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    *payload = strdup(text ? text : "");
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return REEL_ENOTFOUND;
+  if (rc != SQLITE_ROW) return REEL_ESTORE;
+  return *payload ? 0 : REEL_ENOMEM;
+}
+
+static int s_finish_delivery(reel_store *base, const reel_delivery *d, const char *node, int64_t now_ms, int *held) {
+  sqlite_store *s = (sqlite_store *)base;
+  sqlite3_stmt *st = prepared(s, STMT_DLV_FINISH);
+  sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, d->attempts);
+  sqlite3_bind_int(st, 4, d->status);
+  sqlite3_bind_int64(st, 5, d->next_attempt_ms);
+  sqlite3_bind_int(st, 6, d->last_status);
+  sqlite3_bind_text(st, 7, d->last_error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 8, now_ms);
+  if (step_done(st) != 0) return REEL_ESTORE;
+  *held = sqlite3_changes(s->db) > 0;
+  return 0;
+}
+
+static int s_list_deliveries(reel_store *base, int64_t before_seq, int limit, reel_delivery *out, int *count) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_DLV_LIST);
+  sqlite3_bind_int64(st, 1, before_seq > 0 ? before_seq : INT64_MAX);
+  sqlite3_bind_int(st, 2, limit);
+  int n = 0, rc = SQLITE_DONE;
+  while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) row_to_delivery(st, &out[n++]);
+  sqlite3_reset(st);
+  *count = n;
+  return n < limit && rc != SQLITE_DONE ? REEL_ESTORE : 0;
+}
+
+static int s_disable_endpoint(reel_store *base, const char *url, int64_t now_ms, const char *reason) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EP_DISABLE);
+  sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now_ms);
+  sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+static int s_endpoint_disabled(reel_store *base, const char *url, int64_t *disabled_ms) {
+  sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EP_DISABLED);
+  sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  *disabled_ms = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : REEL_ESTORE;
+}
+
 static int s_tail_logs(reel_store *base, const char *job_id, int n, json_t *lines) {
   sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_LOG_TAIL);
   sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
@@ -618,6 +779,13 @@ static const reel_store_ops sqlite_ops = {
     .list_jobs = s_list_jobs,
     .count_by_status = s_count_by_status,
     .next_runnable = s_next_runnable,
+    .insert_delivery = s_insert_delivery,
+    .claim_deliveries = s_claim_deliveries,
+    .read_delivery_payload = s_read_delivery_payload,
+    .finish_delivery = s_finish_delivery,
+    .list_deliveries = s_list_deliveries,
+    .disable_endpoint = s_disable_endpoint,
+    .endpoint_disabled = s_endpoint_disabled,
     .get_idempotency = s_get_idempotency,
     .put_idempotency = s_put_idempotency,
     .delete_expired_idempotency = s_delete_expired_idempotency,

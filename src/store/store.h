@@ -70,6 +70,26 @@ typedef struct {
   int64_t expires_ms;
 } reel_idempotency;
 
+/* One webhook delivery: an event for one endpoint (SPEC section 8), from
+ * the outbox row committed with the event to its last attempt. */
+enum { REEL_DELIVERY_PENDING = 0, REEL_DELIVERY_DELIVERED = 1, REEL_DELIVERY_FAILED = 2 };
+typedef struct {
+  char id[40];              /* "msg_..." : the webhook-id, the same on every attempt */
+  int64_t seq;              /* store order */
+  char endpoint[512];       /* the endpoint's url */
+  char event_type[24];
+  char job_id[32];
+  char *payload;            /* the request body (heap; NULL when not read) */
+  int status;               /* REEL_DELIVERY_* */
+  int attempts;             /* attempts started (claims) */
+  int64_t next_attempt_ms;  /* pending: not before this */
+  int64_t created_ms, updated_ms;
+  int last_status;          /* HTTP status of the latest attempt, 0 when none answered */
+  char last_error[256];
+  char lease_node[64];      /* the node sending it now, while lease_expires_ms is ahead */
+  int64_t lease_expires_ms;
+} reel_delivery;
+
 typedef struct {
   const char *name;
   /* Whether this store is used by this process alone (SQLite: data_dir is
@@ -151,6 +171,28 @@ typedef struct {
   int (*put_idempotency)(reel_store *s, const reel_idempotency *rec, int64_t now_ms, int *stored);
   /* Deletes up to limit records that expired by now_ms; *deleted says how many. */
   int (*delete_expired_idempotency)(reel_store *s, int64_t now_ms, int limit, int *deleted);
+  /* Adds a pending delivery (d's id, endpoint, event, payload,
+   * next_attempt_ms, created_ms); sets d->seq. */
+  int (*insert_delivery)(reel_store *s, reel_delivery *d);
+  /* Takes up to limit pending deliveries due by now_ms whose lease (if any)
+   * has passed, oldest due first, for node until lease_until_ms, counting an
+   * attempt each; skips rows another transaction holds. Fills out[0..*count)
+   * (without payload: see read_delivery_payload). */
+  int (*claim_deliveries)(reel_store *s, const char *node, int64_t now_ms, int64_t lease_until_ms, int limit,
+                          reel_delivery *out, int *count);
+  /* Reads a delivery's payload into *payload (heap). REEL_ENOTFOUND if gone. */
+  int (*read_delivery_payload)(reel_store *s, const char *id, char **payload);
+  /* Records the outcome of d's attempt (status, next_attempt_ms,
+   * last_status, last_error) and ends the lease, only while node still holds
+   * it for that attempt: *held says whether it did. */
+  int (*finish_delivery)(reel_store *s, const reel_delivery *d, const char *node, int64_t now_ms, int *held);
+  /* Lists up to limit deliveries newest first with seq < before_seq (0: from
+   * the newest), without payloads. */
+  int (*list_deliveries)(reel_store *s, int64_t before_seq, int limit, reel_delivery *out, int *count);
+  /* Marks an endpoint disabled (it answered 410 Gone) from now_ms on. */
+  int (*disable_endpoint)(reel_store *s, const char *url, int64_t now_ms, const char *reason);
+  /* *disabled_ms: when the endpoint was disabled, 0 when it is not. */
+  int (*endpoint_disabled)(reel_store *s, const char *url, int64_t *disabled_ms);
   /* Appends one line to a job's log, dropping the oldest beyond max_lines. */
   int (*append_log)(reel_store *s, const char *job_id, const char *line, size_t max_lines);
   /* Appends the last n lines of a job's log (oldest first) to the JSON array. */
@@ -238,6 +280,28 @@ static inline int reel_store_put_idempotency(reel_store *s, const reel_idempoten
 }
 static inline int reel_store_delete_expired_idempotency(reel_store *s, int64_t now_ms, int limit, int *deleted) {
   return s->ops->delete_expired_idempotency(s, now_ms, limit, deleted);
+}
+static inline int reel_store_insert_delivery(reel_store *s, reel_delivery *d) { return s->ops->insert_delivery(s, d); }
+static inline int reel_store_claim_deliveries(reel_store *s, const char *node, int64_t now_ms, int64_t lease_until_ms,
+                                              int limit, reel_delivery *out, int *count) {
+  return s->ops->claim_deliveries(s, node, now_ms, lease_until_ms, limit, out, count);
+}
+static inline int reel_store_read_delivery_payload(reel_store *s, const char *id, char **payload) {
+  return s->ops->read_delivery_payload(s, id, payload);
+}
+static inline int reel_store_finish_delivery(reel_store *s, const reel_delivery *d, const char *node, int64_t now_ms,
+                                             int *held) {
+  return s->ops->finish_delivery(s, d, node, now_ms, held);
+}
+static inline int reel_store_list_deliveries(reel_store *s, int64_t before_seq, int limit, reel_delivery *out,
+                                             int *count) {
+  return s->ops->list_deliveries(s, before_seq, limit, out, count);
+}
+static inline int reel_store_disable_endpoint(reel_store *s, const char *url, int64_t now_ms, const char *reason) {
+  return s->ops->disable_endpoint(s, url, now_ms, reason);
+}
+static inline int reel_store_endpoint_disabled(reel_store *s, const char *url, int64_t *disabled_ms) {
+  return s->ops->endpoint_disabled(s, url, disabled_ms);
 }
 static inline int reel_store_last_event_id(reel_store *s, int64_t *id) { return s->ops->last_event_id(s, id); }
 /* Frees an event's data and zeroes it. */

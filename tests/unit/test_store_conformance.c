@@ -106,7 +106,8 @@ static long long log_rows(const char *id) { return admin_int("SELECT COUNT(*) FR
 static long long event_rows(const char *id) { return admin_int("SELECT COUNT(*) FROM events WHERE job_id = '%s'", id); }
 
 /* Every job, log line and event gone: each section starts from an empty store. */
-static void clear_all(void) { CHECK_INT(admin_exec("DELETE FROM job_logs; DELETE FROM events; DELETE FROM jobs;"), 0); }
+static void clear_all(void) { CHECK_INT(admin_exec("DELETE FROM job_logs; DELETE FROM events; DELETE FROM webhook_deliveries; "
+                                          "DELETE FROM webhook_endpoints; DELETE FROM idempotency_keys; DELETE FROM jobs;"), 0); }
 
 static int admin_open(void) {
   char err[256];
@@ -122,7 +123,8 @@ static int admin_open(void) {
       return -1;
     }
     /* a throwaway database: reel's tables (and the suite's) start empty */
-    return admin_exec("DROP TABLE IF EXISTS jobs, job_logs, events, reel_event_counter, store_probe, reel_schema_version, "
+    return admin_exec("DROP TABLE IF EXISTS jobs, job_logs, events, reel_event_counter, idempotency_keys, webhook_deliveries, "
+                      "webhook_endpoints, store_probe, reel_schema_version, "
                       "conf_guard, conf_parent "
                       "CASCADE; DROP FUNCTION IF EXISTS conf_poison() CASCADE;");
   }
@@ -1018,6 +1020,153 @@ static void test_events(reel_store *s) {
     CHECK(ev[0].id > base + 3);
   }
   for (int i = 0; i < n; i++) reel_event_clear(&ev[i]);
+  tx_commit(s);
+  clear_all();
+}
+
+static void put_delivery(reel_store *s, const char *id, const char *job, int64_t due, const char *payload) {
+  reel_delivery d;
+  memset(&d, 0, sizeof d);
+  snprintf(d.id, sizeof d.id, "%s", id);
+  snprintf(d.endpoint, sizeof d.endpoint, "http://127.0.0.1:9/hook");
+  snprintf(d.event_type, sizeof d.event_type, "job.finished");
+  snprintf(d.job_id, sizeof d.job_id, "%s", job);
+  d.payload = (char *)payload;
+  d.created_ms = due;
+  d.next_attempt_ms = due;
+  CHECK_INT(reel_store_insert_delivery(s, &d), 0);
+  CHECK(d.seq > 0);
+}
+
+static void test_deliveries(reel_store *s) {
+  SECTION("webhook deliveries: insert, claim (due, leased, counted), fenced finish, list, disabled endpoints");
+  int64_t now = store_now(s);
+  tx_begin(s);
+  put_delivery(s, "msg_a", "job_dl_1", now - 2000, "{\"a\":\"\u00fc \\\" ,{}\"}");
+  put_delivery(s, "msg_b", "job_dl_1", now - 1000, "{}");
+  put_delivery(s, "msg_later", "job_dl_2", now + 60000, "{}");
+  tx_commit(s);
+  reel_delivery got[4];
+  int n = -1;
+  tx_begin(s);
+  CHECK_INT(reel_store_claim_deliveries(s, "node-a", now, now + 30000, 1, got, &n), 0);
+  CHECK_INT(n, 1);
+  if (n == 1) {
+    CHECK_STR(got[0].id, "msg_a"); /* the oldest due first */
+    CHECK_INT(got[0].attempts, 1);
+    CHECK_STR(got[0].lease_node, "node-a");
+    CHECK_STR(got[0].job_id, "job_dl_1");
+    CHECK_STR(got[0].endpoint, "http://127.0.0.1:9/hook");
+  }
+  char *payload = NULL;
+  CHECK_INT(reel_store_read_delivery_payload(s, "msg_a", &payload), 0);
+  CHECK_STR(payload ? payload : "", "{\"a\":\"\u00fc \\\" ,{}\"}");
+  free(payload);
+  CHECK_INT(reel_store_read_delivery_payload(s, "msg_none", &payload), REEL_ENOTFOUND);
+  tx_commit(s);
+  reel_delivery a = got[0];
+  tx_begin(s);
+  CHECK_INT(reel_store_claim_deliveries(s, "node-b", now, now + 30000, 4, got, &n), 0);
+  CHECK_INT(n, 1); /* msg_a is leased, msg_later not due */
+  if (n == 1) CHECK_STR(got[0].id, "msg_b");
+  tx_commit(s);
+  /* a finish by a node that does not hold it changes nothing */
+  reel_delivery out = a;
+  out.status = REEL_DELIVERY_DELIVERED;
+  out.last_status = 200;
+  int held = -1;
+  tx_begin(s);
+  CHECK_INT(reel_store_finish_delivery(s, &out, "node-b", now, &held), 0);
+  CHECK_INT(held, 0);
+  out.attempts = 2;
+  CHECK_INT(reel_store_finish_delivery(s, &out, "node-a", now, &held), 0);
+  CHECK_INT(held, 0); /* another attempt's fence */
+  out.attempts = 1;
+  out.status = REEL_DELIVERY_PENDING; /* a retry, due again at once, its lease ended */
+  out.next_attempt_ms = now - 1;
+  out.last_status = 500;
+  snprintf(out.last_error, sizeof out.last_error, "HTTP 500");
+  CHECK_INT(reel_store_finish_delivery(s, &out, "node-a", now, &held), 0);
+  CHECK_INT(held, 1);
+  tx_commit(s);
+  tx_begin(s);
+  CHECK_INT(reel_store_claim_deliveries(s, "node-c", now, now + 30000, 4, got, &n), 0);
+  CHECK_INT(n, 1);
+  if (n == 1) {
+    CHECK_STR(got[0].id, "msg_a");
+    CHECK_INT(got[0].attempts, 2);
+    CHECK_INT(got[0].last_status, 500);
+    CHECK_STR(got[0].last_error, "HTTP 500");
+  }
+  out = got[0];
+  out.status = REEL_DELIVERY_DELIVERED;
+  out.last_status = 204;
+  out.last_error[0] = '\0';
+  CHECK_INT(reel_store_finish_delivery(s, &out, "node-c", now, &held), 0);
+  CHECK_INT(held, 1);
+  CHECK_INT(reel_store_finish_delivery(s, &out, "node-c", now, &held), 0);
+  CHECK_INT(held, 0); /* once delivered it is over */
+  tx_commit(s);
+  tx_begin(s);
+  CHECK_INT(reel_store_list_deliveries(s, 0, 2, got, &n), 0);
+  CHECK_INT(n, 2);
+  if (n == 2) {
+    CHECK_STR(got[0].id, "msg_later"); /* newest first */
+    CHECK_STR(got[1].id, "msg_b");
+    CHECK_INT(reel_store_list_deliveries(s, got[1].seq, 4, got, &n), 0);
+    CHECK_INT(n, 1);
+    if (n == 1) {
+      CHECK_STR(got[0].id, "msg_a");
+      CHECK_INT(got[0].status, REEL_DELIVERY_DELIVERED);
+      CHECK_INT(got[0].attempts, 2);
+    }
+  }
+  int64_t disabled = -1;
+  CHECK_INT(reel_store_endpoint_disabled(s, "http://127.0.0.1:9/hook", &disabled), 0);
+  CHECK_INT(disabled, 0);
+  CHECK_INT(reel_store_disable_endpoint(s, "http://127.0.0.1:9/hook", now, "answered 410 Gone"), 0);
+  CHECK_INT(reel_store_disable_endpoint(s, "http://127.0.0.1:9/hook", now + 5, "again"), 0);
+  CHECK_INT(reel_store_endpoint_disabled(s, "http://127.0.0.1:9/hook", &disabled), 0);
+  CHECK_INT(disabled, now);
+  tx_commit(s);
+  clear_all();
+}
+
+static void test_idempotency_records(reel_store *s) {
+  SECTION("idempotency records: get unexpired, put only when free or expired, delete expired");
+  int64_t now = store_now(s);
+  reel_idempotency rec = {0}, got;
+  snprintf(rec.client, sizeof rec.client, "token:1");
+  snprintf(rec.key, sizeof rec.key, "k \"1\"");
+  snprintf(rec.body_sha256, sizeof rec.body_sha256, "%064d", 1);
+  snprintf(rec.job_id, sizeof rec.job_id, "job_idem_1");
+  rec.created_ms = now;
+  rec.expires_ms = now + 1000;
+  int stored = -1;
+  tx_begin(s);
+  CHECK_INT(reel_store_get_idempotency(s, "token:1", "k \"1\"", now, &got), REEL_ENOTFOUND);
+  CHECK_INT(reel_store_put_idempotency(s, &rec, now, &stored), 0);
+  CHECK_INT(stored, 1);
+  reel_idempotency other = rec;
+  snprintf(other.job_id, sizeof other.job_id, "job_idem_2");
+  CHECK_INT(reel_store_put_idempotency(s, &other, now, &stored), 0);
+  CHECK_INT(stored, 0); /* taken and unexpired */
+  CHECK_INT(reel_store_get_idempotency(s, "token:1", "k \"1\"", now, &got), 0);
+  CHECK_STR(got.job_id, "job_idem_1");
+  CHECK_STR(got.body_sha256, rec.body_sha256);
+  CHECK_INT(got.created_ms, now);
+  CHECK_INT(reel_store_get_idempotency(s, "token:2", "k \"1\"", now, &got), REEL_ENOTFOUND); /* per client */
+  CHECK_INT(reel_store_get_idempotency(s, "token:1", "k \"1\"", now + 1000, &got), REEL_ENOTFOUND); /* expired */
+  other.expires_ms = now + 5000;
+  CHECK_INT(reel_store_put_idempotency(s, &other, now + 1000, &stored), 0);
+  CHECK_INT(stored, 1); /* an expired record is replaced */
+  CHECK_INT(reel_store_get_idempotency(s, "token:1", "k \"1\"", now + 1000, &got), 0);
+  CHECK_STR(got.job_id, "job_idem_2");
+  int deleted = -1;
+  CHECK_INT(reel_store_delete_expired_idempotency(s, now + 4000, 10, &deleted), 0);
+  CHECK_INT(deleted, 0);
+  CHECK_INT(reel_store_delete_expired_idempotency(s, now + 5000, 10, &deleted), 0);
+  CHECK_INT(deleted, 1);
   tx_commit(s);
   clear_all();
 }
@@ -2077,6 +2226,8 @@ int main(void) {
   test_delete_finished(s);
   test_logs(s);
   test_events(s);
+  test_deliveries(s);
+  test_idempotency_records(s);
   if (pg_url) test_pg_notify(s);
   if (pg_url) test_pg_skip_locked(s);
   test_failed_commit_direct(s);
