@@ -65,6 +65,7 @@ void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_p
 void reel_api_cancel_job(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_job_events(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_events(reel_app *app, reel_http_request *req, const reel_route_params *p);
+void reel_api_list_deliveries(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_download_file(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_healthz(reel_app *app, reel_http_request *req, const reel_route_params *p);
 void reel_api_readyz(reel_app *app, reel_http_request *req, const reel_route_params *p);

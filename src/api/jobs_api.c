@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api_call.h"
 #include "api/app.h"
 #include "api/origin.h"
 #include "api/validate.h"
@@ -15,55 +16,6 @@
 
 #include <gnutls/crypto.h>
 
-typedef struct {
-  reel_job_op op; /* first */
-  reel_app *app;
-  reel_http_request *req;
-  int64_t expires_in;
-  int redirect;
-} api_call;
-
-static api_call *call_new(reel_app *app, reel_http_request *req, reel_job_op_kind kind,
-                          void (*cb)(reel_job_op *, int)) {
-  api_call *c = calloc(1, sizeof *c);
-  if (!c) {
-    reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
-    return NULL;
-  }
-  reel_job_op_init(&c->op, kind);
-  c->op.cb = cb;
-  c->op.data = c;
-  c->app = app;
-  c->req = req;
-  return c;
-}
-
-static void call_free(api_call *c) {
-  reel_job_op_cleanup(&c->op);
-  free(c);
-}
-
-/* Reals (costs, rounded to milliseconds) are printed with 15 significant
- * digits, so a rounded 1.636 reads 1.636 and not 1.6359999999999999. */
-static void send_json_value(reel_http_request *req, int status, json_t *value) {
-  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
-  if (text) reel_http_send_json(req, status, text);
-  else reel_http_send_problem(req, 500, "internal", "Internal error", "out of memory");
-  free(text);
-  json_decref(value);
-}
-
-/* Answers the common failures of a job operation; returns 1 when it did. */
-static int send_op_error(reel_http_request *req, int result) {
-  if (result == 0) return 0;
-  if (result == REEL_ENOTFOUND)
-    reel_http_send_problem(req, 404, "job-not-found", "Job not found", "no job has this id");
-  else
-    reel_http_send_problem_with_headers(req, 503, "store-unavailable", "Job store unavailable",
-                                        "the job store could not complete the operation; try again", "Retry-After",
-                                        "5", NULL);
-  return 1;
-}
 
 static int valid_job_id(reel_http_request *req, const reel_route_params *p) {
   if (reel_job_id_valid(p->id.ptr, p->id.len)) return 1;
@@ -74,7 +26,7 @@ static int valid_job_id(reel_http_request *req, const reel_route_params *p) {
 /* ---- POST /v1/jobs ---- */
 
 static void create_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
+  reel_api_call *c = op->data;
   if (result == REEL_ECONFLICT && op->key_reused) {
     reel_http_send_problem(c->req, 422, "idempotency-key-reused", "Idempotency-Key reused",
                            "this Idempotency-Key was sent before with a different request body; use a new key "
@@ -84,7 +36,7 @@ static void create_done(reel_job_op *op, int result) {
     snprintf(detail, sizeof detail, "the queue holds %lld jobs, the most service.max_queue_depth allows; retry later",
              (long long)op->counts[REEL_JOB_QUEUED]);
     reel_http_send_problem_with_headers(c->req, 429, "queue-full", "Queue full", detail, "Retry-After", "5", NULL);
-  } else if (!send_op_error(c->req, result)) {
+  } else if (!reel_api_send_op_error(c->req, result)) {
     char created[40], location[64];
     reel_rfc3339(op->job.created_ms, created, sizeof created);
     snprintf(location, sizeof location, "/v1/jobs/%s", op->job.id);
@@ -100,7 +52,7 @@ static void create_done(reel_job_op *op, int result) {
     free(text);
     reel_http_send(c->req, &resp);
   }
-  call_free(c);
+  reel_api_call_free(c);
 }
 
 /* The Idempotency-Key of req into key ("" when absent). 0, or a 400 already sent. */
@@ -138,7 +90,7 @@ void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route
     reel_http_send_problem(req, 400, "invalid-request", "Invalid request", rc == REEL_EPARSE ? detail : "out of memory");
     return;
   }
-  api_call *c = call_new(app, req, REEL_JOB_OP_SUBMIT, create_done);
+  reel_api_call *c = reel_api_call_new(app, req, REEL_JOB_OP_SUBMIT, create_done);
   if (!c) {
     free(prompt);
     return;
@@ -148,7 +100,7 @@ void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route
     unsigned char digest[32];
     if (gnutls_hash_fast(GNUTLS_DIG_SHA256, req->body.ptr, req->body.len, digest) != 0) {
       reel_http_send_problem(req, 500, "internal", "Internal error", "cannot hash the request body");
-      call_free(c);
+      reel_api_call_free(c);
       return;
     }
     for (int i = 0; i < 32; i++) snprintf(c->op.body_sha256 + 2 * i, 3, "%02x", digest[i]);
@@ -163,8 +115,8 @@ void reel_api_create_job(reel_app *app, reel_http_request *req, const reel_route
 /* ---- GET /v1/jobs ---- */
 
 static void list_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
-  if (!send_op_error(c->req, result)) {
+  reel_api_call *c = op->data;
+  if (!reel_api_send_op_error(c->req, result)) {
     json_t *jobs = json_array();
     for (int i = 0; i < op->n_list; i++) json_array_append_new(jobs, reel_job_to_json(&op->list[i]));
     json_t *body = json_object();
@@ -176,9 +128,9 @@ static void list_done(reel_job_op *op, int result) {
     } else {
       json_object_set_new(body, "next_cursor", json_null());
     }
-    send_json_value(c->req, 200, body);
+    reel_api_send_json_value(c->req, 200, body);
   }
-  call_free(c);
+  reel_api_call_free(c);
 }
 
 void reel_api_list_jobs(reel_app *app, reel_http_request *req, const reel_route_params *p) {
@@ -203,7 +155,7 @@ void reel_api_list_jobs(reel_app *app, reel_http_request *req, const reel_route_
     reel_http_send_problem(req, 400, "invalid-query", "Invalid query parameter", problem);
     return;
   }
-  api_call *c = call_new(app, req, REEL_JOB_OP_LIST, list_done);
+  reel_api_call *c = reel_api_call_new(app, req, REEL_JOB_OP_LIST, list_done);
   if (!c) return;
   c->op.status_filter = status_filter;
   c->op.limit = (int)limit_value;
@@ -214,15 +166,15 @@ void reel_api_list_jobs(reel_app *app, reel_http_request *req, const reel_route_
 /* ---- GET /v1/jobs/{id} ---- */
 
 static void get_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
-  if (!send_op_error(c->req, result)) send_json_value(c->req, 200, reel_job_to_json(&op->job));
-  call_free(c);
+  reel_api_call *c = op->data;
+  if (!reel_api_send_op_error(c->req, result)) reel_api_send_json_value(c->req, 200, reel_job_to_json(&op->job));
+  reel_api_call_free(c);
 }
 
-static api_call *call_for_job(reel_app *app, reel_http_request *req, const reel_route_params *p,
+static reel_api_call *call_for_job(reel_app *app, reel_http_request *req, const reel_route_params *p,
                               reel_job_op_kind kind, void (*cb)(reel_job_op *, int)) {
   if (!valid_job_id(req, p)) return NULL;
-  api_call *c = call_new(app, req, kind, cb);
+  reel_api_call *c = reel_api_call_new(app, req, kind, cb);
   if (c) {
     memcpy(c->op.id, p->id.ptr, p->id.len);
     c->op.id[p->id.len] = '\0';
@@ -231,16 +183,16 @@ static api_call *call_for_job(reel_app *app, reel_http_request *req, const reel_
 }
 
 void reel_api_get_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
-  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, get_done);
+  reel_api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, get_done);
   if (c) reel_jobs_run(&app->jobs, &c->op);
 }
 
 /* ---- GET /v1/jobs/{id}/artifact ---- */
 
 static void artifact_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
+  reel_api_call *c = op->data;
   reel_app *app = c->app;
-  if (send_op_error(c->req, result)) goto out;
+  if (reel_api_send_op_error(c->req, result)) goto out;
   if (op->job.status != REEL_JOB_FINISHED || !op->job.artifact_key) {
     reel_http_send_problem(c->req, 404, "artifact-not-ready", "Artifact not ready",
                            "the job has no artifact yet; it appears when the job is finished");
@@ -295,11 +247,11 @@ static void artifact_done(reel_job_op *op, int result) {
     free(text);
     reel_http_send(c->req, &resp);
   } else {
-    send_json_value(c->req, 200, body);
+    reel_api_send_json_value(c->req, 200, body);
   }
   free(url);
 out:
-  call_free(c);
+  reel_api_call_free(c);
 }
 
 void reel_api_get_artifact(reel_app *app, reel_http_request *req, const reel_route_params *p) {
@@ -319,7 +271,7 @@ void reel_api_get_artifact(reel_app *app, reel_http_request *req, const reel_rou
     reel_http_send_problem(req, 400, "invalid-query", "Invalid query parameter", problem);
     return;
   }
-  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, artifact_done);
+  reel_api_call *c = call_for_job(app, req, p, REEL_JOB_OP_GET, artifact_done);
   if (!c) return;
   c->expires_in = expires_in;
   c->redirect = redirect_value;
@@ -329,13 +281,13 @@ void reel_api_get_artifact(reel_app *app, reel_http_request *req, const reel_rou
 /* ---- GET /v1/jobs/{id}/logs ---- */
 
 static void logs_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
-  if (!send_op_error(c->req, result)) {
+  reel_api_call *c = op->data;
+  if (!reel_api_send_op_error(c->req, result)) {
     json_t *body = json_object();
     json_object_set(body, "lines", op->lines ? op->lines : json_array());
-    send_json_value(c->req, 200, body);
+    reel_api_send_json_value(c->req, 200, body);
   }
-  call_free(c);
+  reel_api_call_free(c);
 }
 
 void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_params *p) {
@@ -348,7 +300,7 @@ void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_p
     return;
   }
   free(tail);
-  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_LOGS, logs_done);
+  reel_api_call *c = call_for_job(app, req, p, REEL_JOB_OP_LOGS, logs_done);
   if (!c) return;
   c->op.tail = (int)tail_value;
   reel_jobs_run(&app->jobs, &c->op);
@@ -357,7 +309,7 @@ void reel_api_get_logs(reel_app *app, reel_http_request *req, const reel_route_p
 /* ---- POST /v1/jobs/{id}/cancel ---- */
 
 static void cancel_done(reel_job_op *op, int result) {
-  api_call *c = op->data;
+  reel_api_call *c = op->data;
   if (result == REEL_ECONFLICT) {
     char detail[128];
     snprintf(detail, sizeof detail, "the job is already %s", reel_job_status_name(op->job.status));
@@ -366,13 +318,13 @@ static void cancel_done(reel_job_op *op, int result) {
     reel_http_send_problem_with_headers(c->req, 503, "store-unavailable", "Job store unavailable",
                                         "the cancel could not be recorded, so the job was not canceled; retry",
                                         "Retry-After", "5", NULL);
-  } else if (!send_op_error(c->req, result)) {
+  } else if (!reel_api_send_op_error(c->req, result)) {
     reel_http_send_json(c->req, 200, "{\"ok\":true}");
   }
-  call_free(c);
+  reel_api_call_free(c);
 }
 
 void reel_api_cancel_job(reel_app *app, reel_http_request *req, const reel_route_params *p) {
-  api_call *c = call_for_job(app, req, p, REEL_JOB_OP_CANCEL, cancel_done);
+  reel_api_call *c = call_for_job(app, req, p, REEL_JOB_OP_CANCEL, cancel_done);
   if (c) reel_jobs_run(&app->jobs, &c->op);
 }

@@ -102,6 +102,7 @@ static void metrics_done(reel_job_op *op, int result) {
   reel_app *app = c->app;
   int64_t zero[REEL_JOB_STATUS_COUNT] = {0};
   reel_metrics_set_store(app->jobs.executor.batches, app->jobs.executor.calls);
+  reel_metrics_set_sse(app->events.jobs ? app->events.n_subs : 0, app->events.delivered, app->events.cut_off);
   reel_http_response resp;
   reel_http_response_init(&resp, 200);
   reel_http_response_add_header(&resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");

@@ -14,6 +14,7 @@
   XX(POST, "/v1/jobs/{id}/cancel", reel_api_cancel_job, 1, API)              \
   XX(GET, "/v1/jobs/{id}/events", reel_api_job_events, 1, API)               \
   XX(GET, "/v1/events", reel_api_events, 1, API)                             \
+  XX(GET, "/v1/webhooks/deliveries", reel_api_list_deliveries, 1, API)       \
   XX(GET, "/v1/files/{id}/{name}", reel_api_download_file, 0, API)           \
   XX(HEAD, "/v1/files/{id}/{name}", reel_api_download_file, 0, API)          \
   XX(GET, "/healthz", reel_api_healthz, 0, ANY)                              \

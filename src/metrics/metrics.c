@@ -39,6 +39,11 @@ static _Atomic unsigned long long job_duration_sum_ms[REEL_JOB_STATUS_COUNT];
 static _Atomic unsigned long long job_failures[N_REASONS];
 static _Atomic int running_jobs;
 static _Atomic unsigned long long runs_started, leases_renewed, leases_lost, jobs_rescued;
+static const char *const delivery_outcomes[] = {"delivered", "retry", "failed", "disabled"};
+#define N_DELIVERY_OUTCOMES ((int)(sizeof delivery_outcomes / sizeof *delivery_outcomes))
+static _Atomic unsigned long long deliveries[N_DELIVERY_OUTCOMES];
+static _Atomic unsigned long long sse_delivered, sse_cut_off;
+static _Atomic int sse_streams;
 static _Atomic unsigned long long store_batches, store_calls;
 static int64_t start_ms;
 
@@ -62,6 +67,10 @@ void reel_metrics_init(void) {
   atomic_store(&leases_renewed, 0);
   atomic_store(&leases_lost, 0);
   atomic_store(&jobs_rescued, 0);
+  for (int i = 0; i < N_DELIVERY_OUTCOMES; i++) atomic_store(&deliveries[i], 0);
+  atomic_store(&sse_delivered, 0);
+  atomic_store(&sse_cut_off, 0);
+  atomic_store(&sse_streams, 0);
   start_ms = reel_now_ms();
 }
 
@@ -111,6 +120,15 @@ void reel_metrics_set_running(int running) { atomic_store(&running_jobs, running
 void reel_metrics_run_started(void) { atomic_fetch_add(&runs_started, 1); }
 void reel_metrics_lease_renewed(void) { atomic_fetch_add(&leases_renewed, 1); }
 void reel_metrics_lease_lost(void) { atomic_fetch_add(&leases_lost, 1); }
+void reel_metrics_delivery(const char *outcome) {
+  for (int i = 0; i < N_DELIVERY_OUTCOMES; i++)
+    if (strcmp(outcome, delivery_outcomes[i]) == 0) atomic_fetch_add(&deliveries[i], 1);
+}
+void reel_metrics_set_sse(int streams, unsigned long long delivered, unsigned long long cut_off) {
+  atomic_store(&sse_streams, streams);
+  atomic_store(&sse_delivered, delivered);
+  atomic_store(&sse_cut_off, cut_off);
+}
 void reel_metrics_rescued(int jobs) {
   if (jobs > 0) atomic_fetch_add(&jobs_rescued, (unsigned long long)jobs);
 }
@@ -175,6 +193,17 @@ int reel_metrics_render(reel_buf *o, const int64_t counts[REEL_JOB_STATUS_COUNT]
   P("# TYPE reel_leases_lost_total counter\nreel_leases_lost_total %llu\n", atomic_load(&leases_lost));
   P("# HELP reel_rescues_total Jobs of lost runs (expired leases) this process requeued, failed or canceled.\n");
   P("# TYPE reel_rescues_total counter\nreel_rescues_total %llu\n", atomic_load(&jobs_rescued));
+  P("# HELP reel_webhook_deliveries_total Webhook delivery attempts this process made, by outcome "
+    "(retry: it will be tried again; disabled: the endpoint answered 410).\n");
+  P("# TYPE reel_webhook_deliveries_total counter\n");
+  for (int i = 0; i < N_DELIVERY_OUTCOMES; i++)
+    P("reel_webhook_deliveries_total{outcome=\"%s\"} %llu\n", delivery_outcomes[i], atomic_load(&deliveries[i]));
+  P("# HELP reel_event_streams Server-sent event streams open on this process.\n# TYPE reel_event_streams gauge\n");
+  P("reel_event_streams %d\n", atomic_load(&sse_streams));
+  P("# HELP reel_events_sent_total Events written to event streams.\n# TYPE reel_events_sent_total counter\n");
+  P("reel_events_sent_total %llu\n", atomic_load(&sse_delivered));
+  P("# HELP reel_event_streams_cut_off_total Event streams cut off because the client read too slowly.\n");
+  P("# TYPE reel_event_streams_cut_off_total counter\nreel_event_streams_cut_off_total %llu\n", atomic_load(&sse_cut_off));
   P("# HELP reel_job_duration_seconds Run time of the last attempt of jobs that ended, by final status.\n");
   P("# TYPE reel_job_duration_seconds histogram\n");
   for (int s = REEL_JOB_FINISHED; s < REEL_JOB_STATUS_COUNT; s++) {

@@ -36,6 +36,11 @@ void reel_metrics_set_running(int running);
 void reel_metrics_run_started(void);
 void reel_metrics_lease_renewed(void);
 void reel_metrics_lease_lost(void);
+/* Records one webhook delivery attempt's outcome: "delivered", "retry",
+ * "failed" or "disabled". */
+void reel_metrics_delivery(const char *outcome);
+/* Sets the event stream figures the hub keeps (open streams, events sent, streams cut off). */
+void reel_metrics_set_sse(int streams, unsigned long long delivered, unsigned long long cut_off);
 /* Records jobs this node rescued from lost runs (requeued, failed or canceled). */
 void reel_metrics_rescued(int jobs);
 /* Records store executor totals (group commit effectiveness). */
