@@ -26,6 +26,7 @@
 #include "metrics/metrics.h"
 
 #define FILE_CHUNK (256 * 1024)
+#define STREAM_CHUNK (16 * 1024) /* a streamed body's writes: many idle streams stay small */
 /* Lingering close after an error response (see conn_linger): input is read and
  * dropped for at most LINGER_MS in all, LINGER_IDLE_MS without a byte, and
  * LINGER_MAX_BYTES, then the socket is closed. */
@@ -341,6 +342,7 @@ static void on_write(uv_write_t *w, int status) {
     return;
   }
   if (ex->stream && !ex->stream_last) {
+    reel_buf_free(&ex->out); /* the head is sent: a long-lived stream keeps only what it needs */
     stream_pump(ex);
     return;
   }
@@ -364,13 +366,13 @@ static void stream_pump(exchange *ex) {
     return;
   }
   enum { FRAME = 16 }; /* "%zx\r\n" before, "\r\n" after */
-  if (!ex->chunk && !(ex->chunk = malloc(FILE_CHUNK))) {
+  if (!ex->chunk && !(ex->chunk = malloc(STREAM_CHUNK))) {
     c->current = NULL;
     conn_close(c);
     exchange_free(ex);
     return;
   }
-  size_t room = FILE_CHUNK - FRAME - 8, len = 0;
+  size_t room = STREAM_CHUNK - FRAME - 8, len = 0;
   char *data = ex->chunk + FRAME;
   size_t n = reel_body_stream_take(ex->stream, data, room);
   if (n > 0 && ex->stream_chunked) {
@@ -510,6 +512,7 @@ static void transport_send(reel_http_request *req, reel_http_response *resp) {
     ex->file_remaining = resp->file_length;
   }
   if (streamed) {
+    if (c->in.len == 0) reel_buf_free(&c->in); /* nothing pipelined: no input buffer while it streams */
     ex->stream = resp->stream; /* the exchange is its consumer now */
     resp->stream = NULL;
     reel_body_stream_attach(ex->stream, stream_wake, ex);
