@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "events/webhooks.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -294,6 +295,7 @@ static int migrate_only(const reel_config *cfg) {
 static reel_data_dir data_dir_lock; /* held while serving */
 static reel_maintenance maintenance; /* rescue and retention, on every node */
 static reel_pg_listener *listener;   /* PostgreSQL wake-ups, or NULL */
+static reel_webhooks *webhooks;      /* webhook deliveries, or NULL when none are configured */
 static uv_timer_t data_dir_timer;   /* checks it (on_data_dir_check) */
 
 typedef struct {
@@ -360,6 +362,8 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
   reel_log(REEL_LOG_INFO, "shutting down", "{s:i}", "signal", signum);
   reel_app *app = s->app;
   reel_event_hub_close(&app->events); /* event streams end: clients reconnect to another node */
+  reel_webhooks_stop(webhooks);       /* attempts in flight are tried again when their leases pass */
+  webhooks = NULL;
   app->http.on_drained = http_drained;
   app->http.on_drained_data = s;
   reel_http_server_shutdown(&app->http);
@@ -391,6 +395,11 @@ static void on_events(void *data) {
   if (app->serves_api) reel_event_hub_wake(&app->events);
 }
 
+static void on_deliveries(void *data) {
+  (void)data;
+  reel_webhooks_poke(webhooks);
+}
+
 static int listener_live(void *data) {
   (void)data;
   return reel_pg_listener_connected(listener);
@@ -400,8 +409,10 @@ static int listener_live(void *data) {
  * some may have been missed). */
 static void on_notification(void *data, const char *channel, const char *payload) {
   reel_app *app = data;
-  if (app->serves_api && (!channel || strcmp(channel, REEL_STORE_CHANNEL_EVENTS) == 0))
-    reel_event_hub_wake(&app->events);
+  if (!channel || strcmp(channel, REEL_STORE_CHANNEL_EVENTS) == 0) {
+    if (app->serves_api) reel_event_hub_wake(&app->events);
+    reel_webhooks_poke(webhooks); /* deliveries are committed with their events */
+  }
   if (!scheduler_running(app)) return;
   if (!channel || strcmp(channel, REEL_STORE_CHANNEL_JOBS) == 0) reel_scheduler_poke(&app->scheduler);
   else if (strcmp(channel, REEL_STORE_CHANNEL_CANCEL) == 0 && payload) reel_scheduler_cancel(&app->scheduler, payload);
@@ -477,7 +488,10 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
     return 1;
   }
   app.jobs.listener = (reel_jobs_listener){
-      .submitted = on_submitted, .cancel_requested = on_cancel_requested, .events = on_events, .data = &app};
+      .submitted = on_submitted, .cancel_requested = on_cancel_requested, .events = on_events,
+      .deliveries = on_deliveries, .data = &app};
+  app.jobs.webhooks = cfg->webhooks;
+  app.jobs.n_webhooks = cfg->n_webhooks;
   reel_jobs_watch(&app.jobs, app.loop);
   uv_timer_init(app.loop, &data_dir_timer);
   data_dir_timer.data = &app;
@@ -614,6 +628,10 @@ static int serve(reel_config *cfg, const char *cli_prompt) {
                                 .max_buffered_bytes = cfg->sse_max_buffered_bytes,
                                 .keepalive_ms = (uint64_t)(cfg->sse_keepalive_seconds * 1000)};
     reel_event_hub_init(&app.events, app.loop, &app.jobs, &ec);
+  }
+  if (reel_webhooks_start(&webhooks, app.loop, &app.jobs, cfg, app.node_id, err, sizeof err) != 0) {
+    fprintf(stderr, "reeld: %s (service.webhooks in %s)\n", err, cfg->path);
+    return 1;
   }
   if (!exclusive) {
     char *password = read_password_file(cfg, err, sizeof err);

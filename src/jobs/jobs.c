@@ -354,8 +354,10 @@ static int run_deliveries_claim(reel_store *s, reel_job_op *op) {
   if (!op->deliveries) return REEL_ENOMEM;
   int rc = reel_store_claim_deliveries(s, op->fence.node, now, now + op->lease_ms, op->limit, op->deliveries,
                                        &op->n_deliveries);
-  for (int i = 0; i < op->n_deliveries && rc == 0; i++)
+  for (int i = 0; i < op->n_deliveries && rc == 0; i++) {
     rc = reel_store_read_delivery_payload(s, op->deliveries[i].id, &op->deliveries[i].payload);
+    if (rc == 0) rc = reel_store_endpoint_disabled(s, op->deliveries[i].endpoint, &op->deliveries[i].endpoint_disabled_ms);
+  }
   return rc;
 }
 

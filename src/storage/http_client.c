@@ -115,9 +115,17 @@ static size_t read_header(char *data, size_t size, size_t n, void *userdata) {
   reel_http_client_response *resp = userdata;
   size_t len = size * n;
   if (!capture_header(data, len, "etag", resp->etag, sizeof resp->etag, 0) &&
-      !capture_header(data, len, "location", resp->location, sizeof resp->location, 1))
-    capture_header(data, len, "range", resp->range, sizeof resp->range, 1);
+      !capture_header(data, len, "location", resp->location, sizeof resp->location, 1) &&
+      !capture_header(data, len, "range", resp->range, sizeof resp->range, 1))
+    capture_header(data, len, "retry-after", resp->retry_after, sizeof resp->retry_after, 1);
   return len;
+}
+
+/* Stops a transfer whose caller set its abort flag. */
+static int check_abort(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  const _Atomic int *abort = data;
+  return *abort ? 1 : 0;
 }
 
 int reel_http_client_perform(const reel_http_client_request *req, reel_http_client_response *resp, char *err,
@@ -135,8 +143,14 @@ int reel_http_client_perform(const reel_http_client_request *req, reel_http_clie
   libcurl.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   libcurl.easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
   libcurl.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  libcurl.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
-  libcurl.easy_setopt(curl, CURLOPT_TIMEOUT, req->timeout_seconds > 0 ? req->timeout_seconds : 300L);
+  libcurl.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 15000L);
+  if (req->timeout_ms > 0) libcurl.easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+  else libcurl.easy_setopt(curl, CURLOPT_TIMEOUT, req->timeout_seconds > 0 ? req->timeout_seconds : 300L);
+  if (req->abort) {
+    libcurl.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_abort);
+    libcurl.easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)req->abort);
+    libcurl.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  }
   libcurl.easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
   libcurl.easy_setopt(curl, CURLOPT_WRITEDATA, resp);
   libcurl.easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);

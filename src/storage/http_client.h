@@ -22,6 +22,9 @@ typedef struct {
   const char *file_path; /* request body from file_path[file_offset, +file_length) */
   int64_t file_offset, file_length;
   long timeout_seconds;  /* whole request; 0 = 300 */
+  long timeout_ms;       /* whole request in ms, when set (overrides timeout_seconds) */
+  long connect_timeout_ms; /* 0 = 15 s */
+  const _Atomic int *abort; /* when set and it turns nonzero, the request stops within about a second */
 } reel_http_client_request;
 
 typedef struct {
@@ -30,6 +33,7 @@ typedef struct {
   char etag[160];        /* ETag response header, if any */
   char location[4096];   /* Location header, if any ("" when absent or longer than this; may be signed: never log it) */
   char range[96];        /* Range response header, if any (GCS resumable uploads: "bytes=0-N") */
+  char retry_after[64];  /* Retry-After response header, if any */
   int transport_error;   /* a connection, TLS or timeout failure (no response) */
 } reel_http_client_response;
 

@@ -88,6 +88,7 @@ typedef struct {
   char last_error[256];
   char lease_node[64];      /* the node sending it now, while lease_expires_ms is ahead */
   int64_t lease_expires_ms;
+  int64_t endpoint_disabled_ms; /* claims: when its endpoint was disabled (410), 0 if it is not */
 } reel_delivery;
 
 typedef struct {
