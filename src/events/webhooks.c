@@ -14,7 +14,7 @@
 #include "metrics/metrics.h"
 
 #define POLL_MS 1000             /* due deliveries are looked for at least this often */
-#define LEASE_MARGIN_MS 30000    /* a claim outlives the attempt's timeout by this */
+#define LEASE_MARGIN_MS 5000     /* a claim outlives the attempt's timeout by this */
 #define MAX_RETRY_AFTER_S 86400  /* a Retry-After further out than this is capped */
 
 typedef struct attempt attempt;

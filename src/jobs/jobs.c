@@ -511,6 +511,11 @@ static int run_canceled(reel_store *s, reel_job_op *op) {
  * when several nodes rescue at once each job is rescued by exactly one. */
 static int run_rescue(reel_store *s, reel_job_op *op) {
   enum { PAGE = 256, MAX_PAGES = 64 };
+  if (op->all) { /* the store is ours alone: deliveries a dead predecessor was sending are due again */
+    int released = 0;
+    int rc = reel_store_release_delivery_leases(s, &released);
+    if (rc) return rc;
+  }
   int64_t now = op->all ? INT64_MAX : reel_store_clock_ms(s);
   if (now <= 0) return REEL_ESTORE;
   reel_job *page = calloc(PAGE, sizeof *page);

@@ -115,7 +115,7 @@ enum {
   STMT_NEXT_RUNNABLE, STMT_RENEW, STMT_EXPIRED, STMT_DELETE_FINISHED, STMT_LOG_INSERT, STMT_LOG_TRIM,
   STMT_LOG_TAIL, STMT_PING, STMT_PROBE, STMT_CLOCK, STMT_EVENTS_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB,
   STMT_EVENT_LAST, STMT_IDEM_GET, STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_DLV_INSERT, STMT_DLV_CLAIM, STMT_DLV_PAYLOAD,
-  STMT_DLV_FINISH, STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_COUNT_
+  STMT_DLV_FINISH, STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_DLV_RELEASE, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -188,6 +188,8 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_DLV_LIST] = "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
     [STMT_EP_DISABLE] = "INSERT INTO webhook_endpoints (url, disabled_ms, reason) VALUES ($1, $2, $3) "
                         "ON CONFLICT (url) DO NOTHING",
+    [STMT_DLV_RELEASE] = "UPDATE webhook_deliveries SET lease_node = '', lease_expires_ms = 0 "
+                         "WHERE status = 0 AND lease_expires_ms > 0",
     [STMT_EP_DISABLED] = "SELECT disabled_ms FROM webhook_endpoints WHERE url = $1",
 };
 
@@ -1094,6 +1096,19 @@ static int p_list_deliveries(reel_store *base, int64_t before_seq, int limit, re
   return query_deliveries(s, STMT_DLV_LIST, 2, v, limit, out, count);
 }
 
+static int p_release_delivery_leases(reel_store *base, int *released) {
+  pg_store *s = (pg_store *)base;
+  PGresult *res = run(s, STMT_DLV_RELEASE, 0, NULL);
+  if (!res || s->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+    note_failure(s, res);
+    s->pq->clear(res);
+    return REEL_ESTORE;
+  }
+  *released = atoi(s->pq->cmdTuples(res));
+  s->pq->clear(res);
+  return 0;
+}
+
 static int p_disable_endpoint(reel_store *base, const char *url, int64_t now_ms, const char *reason) {
   pg_store *s = (pg_store *)base;
   numbers n = {0};
@@ -1239,6 +1254,7 @@ static const reel_store_ops pg_ops = {
     .read_delivery_payload = p_read_delivery_payload,
     .finish_delivery = p_finish_delivery,
     .list_deliveries = p_list_deliveries,
+    .release_delivery_leases = p_release_delivery_leases,
     .disable_endpoint = p_disable_endpoint,
     .endpoint_disabled = p_endpoint_disabled,
     .get_idempotency = p_get_idempotency,

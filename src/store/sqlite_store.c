@@ -111,7 +111,7 @@ enum {
   STMT_DELETE_JOB, STMT_LOG_MAX, STMT_LOG_INSERT, STMT_LOG_TRIM, STMT_LOG_TAIL, STMT_PING, STMT_PROBE,
   STMT_EVENT_INSERT, STMT_EVENTS_ALL, STMT_EVENTS_JOB, STMT_EVENT_LAST, STMT_DELETE_EVENTS, STMT_DELETE_DELIVERIES, STMT_IDEM_GET,
   STMT_IDEM_PUT, STMT_IDEM_EXPIRED, STMT_DLV_INSERT, STMT_DLV_DUE, STMT_DLV_TAKE, STMT_DLV_PAYLOAD, STMT_DLV_FINISH,
-  STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_COUNT_
+  STMT_DLV_LIST, STMT_EP_DISABLE, STMT_EP_DISABLED, STMT_DLV_RELEASE, STMT_COUNT_
 };
 
 static const char *const statement_sql[STMT_COUNT_] = {
@@ -181,6 +181,8 @@ static const char *const statement_sql[STMT_COUNT_] = {
     [STMT_DLV_LIST] = "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
     [STMT_EP_DISABLE] = "INSERT INTO webhook_endpoints (url, disabled_ms, reason) VALUES (?1, ?2, ?3) "
                         "ON CONFLICT (url) DO NOTHING",
+    [STMT_DLV_RELEASE] = "UPDATE webhook_deliveries SET lease_node = '', lease_expires_ms = 0 "
+                         "WHERE status = 0 AND lease_expires_ms > 0",
     [STMT_EP_DISABLED] = "SELECT disabled_ms FROM webhook_endpoints WHERE url = ?1",
 };
 
@@ -659,6 +661,13 @@ static int s_list_deliveries(reel_store *base, int64_t before_seq, int limit, re
   return n < limit && rc != SQLITE_DONE ? REEL_ESTORE : 0;
 }
 
+static int s_release_delivery_leases(reel_store *base, int *released) {
+  sqlite_store *s = (sqlite_store *)base;
+  if (step_done(prepared(s, STMT_DLV_RELEASE)) != 0) return REEL_ESTORE;
+  *released = sqlite3_changes(s->db);
+  return 0;
+}
+
 static int s_disable_endpoint(reel_store *base, const char *url, int64_t now_ms, const char *reason) {
   sqlite3_stmt *st = prepared((sqlite_store *)base, STMT_EP_DISABLE);
   sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
@@ -784,6 +793,7 @@ static const reel_store_ops sqlite_ops = {
     .read_delivery_payload = s_read_delivery_payload,
     .finish_delivery = s_finish_delivery,
     .list_deliveries = s_list_deliveries,
+    .release_delivery_leases = s_release_delivery_leases,
     .disable_endpoint = s_disable_endpoint,
     .endpoint_disabled = s_endpoint_disabled,
     .get_idempotency = s_get_idempotency,

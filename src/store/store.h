@@ -190,6 +190,9 @@ typedef struct {
   /* Lists up to limit deliveries newest first with seq < before_seq (0: from
    * the newest), without payloads. */
   int (*list_deliveries)(reel_store *s, int64_t before_seq, int limit, reel_delivery *out, int *count);
+  /* Ends every delivery lease (the start of a process whose store is its
+   * own: whoever held them is gone); *released says how many. */
+  int (*release_delivery_leases)(reel_store *s, int *released);
   /* Marks an endpoint disabled (it answered 410 Gone) from now_ms on. */
   int (*disable_endpoint)(reel_store *s, const char *url, int64_t now_ms, const char *reason);
   /* *disabled_ms: when the endpoint was disabled, 0 when it is not. */
@@ -297,6 +300,9 @@ static inline int reel_store_finish_delivery(reel_store *s, const reel_delivery 
 static inline int reel_store_list_deliveries(reel_store *s, int64_t before_seq, int limit, reel_delivery *out,
                                              int *count) {
   return s->ops->list_deliveries(s, before_seq, limit, out, count);
+}
+static inline int reel_store_release_delivery_leases(reel_store *s, int *released) {
+  return s->ops->release_delivery_leases(s, released);
 }
 static inline int reel_store_disable_endpoint(reel_store *s, const char *url, int64_t now_ms, const char *reason) {
   return s->ops->disable_endpoint(s, url, now_ms, reason);
