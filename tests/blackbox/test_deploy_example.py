@@ -188,10 +188,13 @@ def body(c):
         with open(os.path.join(run, "secrets", "db-password")) as f:
             password = f.read().strip()
         out = subprocess.run(["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(ports["pg"]), "-U", "reel",
-                              "-d", "reel", "-c", "SELECT version, applied_by FROM reel_schema_version"],
+                              "-d", "reel", "-c", "SELECT version, applied_by FROM reel_schema_version ORDER BY version"],
                              env=dict(os.environ, PGPASSWORD=password), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-        c.eq(out.stdout.strip(), "1|reeld-migrate", "one migration, applied by reeld migrate")
+        rows = [line.split("|") for line in out.stdout.split()]
+        c.check(len(rows) >= 1 and [int(v) for v, _ in rows] == list(range(1, len(rows) + 1)),
+                "each migration applied once, in order: %r" % out.stdout.strip())
+        c.eq(sorted({who for _, who in rows}), ["reeld-migrate"], "all of them by reeld migrate")
         out = subprocess.run(["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(ports["pg"]), "-U", "reel",
                               "-d", "reel", "-c", "SELECT 1"], env=dict(os.environ, PGPASSWORD="wrong"),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
