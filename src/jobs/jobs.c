@@ -443,16 +443,31 @@ static int run_renew(reel_store *s, reel_job_op *op) {
   return 0;
 }
 
+/* One job.progress event: progress and stage as given. */
+static int emit_progress(reel_store *s, reel_job_op *op, const reel_job *j, int progress, const char *stage) {
+  json_t *data = json_pack("{s:i, s:s?}", "progress", progress, "stage", stage[0] ? stage : NULL);
+  return data ? emit_event(s, op, j, "job.progress", data) : REEL_ENOMEM;
+}
+
+/* Progress of a run: the stages it passed since its last write, each an
+ * event in order, then the latest, which the job keeps. */
 static int run_progress(reel_store *s, reel_job_op *op) {
   int rc = get_fenced(s, op);
   if (rc) return rc;
   reel_job *j = &op->job;
+  int progress = j->progress;
+  char stage[64];
+  memcpy(stage, j->stage, sizeof stage);
+  for (int i = 0; i < op->n_earlier && i < REEL_JOB_MAX_EARLIER_STAGES && rc == 0; i++) {
+    if (op->earlier[i].progress >= 0) progress = op->earlier[i].progress > 100 ? 100 : op->earlier[i].progress;
+    if (op->earlier[i].stage[0]) memcpy(stage, op->earlier[i].stage, sizeof stage);
+    rc = emit_progress(s, op, j, progress, stage);
+  }
+  if (rc) return rc;
   if (op->progress >= 0) j->progress = op->progress > 100 ? 100 : op->progress;
   if (op->stage[0]) memcpy(j->stage, op->stage, sizeof j->stage);
   rc = transition(s, op, j, REEL_JOB_PROGRESS);
-  if (rc) return rc;
-  json_t *data = json_pack("{s:i, s:s?}", "progress", j->progress, "stage", j->stage[0] ? j->stage : NULL);
-  return data ? emit_event(s, op, j, "job.progress", data) : REEL_ENOMEM;
+  return rc ? rc : emit_progress(s, op, j, j->progress, j->stage);
 }
 
 static int run_finish(reel_store *s, reel_job_op *op) {

@@ -23,7 +23,7 @@
   XX(CANCEL, "cancel")     /* in: id                    out: job, was_running    */ \
   XX(CLAIM, "claim")       /* in: fence.node, lease_ms, limit  out: job, fence (limit <= 1) or list */ \
   XX(RENEW, "renew")       /* in: leases, fence.node, lease_ms  out: leases[].held */ \
-  XX(PROGRESS, "progress") /* in: id, fence, progress, stage  out: job            */ \
+  XX(PROGRESS, "progress") /* in: id, fence, progress, stage (and earlier stages)  out: job */ \
   XX(LOG, "log")           /* in: id, fence, text (lines separated by '\n')      */ \
   XX(FINISH, "finish")     /* in: id, fence, artifact_key, artifact_uri, gcs_uri  */ \
   XX(FAIL, "fail")         /* in: id, fence, text (error), reason                 */ \
@@ -46,6 +46,8 @@ typedef enum {
 
 /* Name of an operation kind ("claim"). */
 const char *reel_job_op_name(reel_job_op_kind kind);
+
+#define REEL_JOB_MAX_EARLIER_STAGES 16
 
 typedef struct reel_jobs reel_jobs;
 typedef struct reel_job_op reel_job_op;
@@ -90,7 +92,14 @@ struct reel_job_op {
   int64_t before_seq;   /* LIST: 0 from the newest */
   int limit;            /* LIST, PRUNE; CLAIM: how many jobs at most (<= 1: one, into job) */
   int tail;             /* LOGS */
-  int progress;         /* PROGRESS */
+  int progress;         /* PROGRESS: the latest progress (-1: unchanged) and stage ("": unchanged) */
+  /* PROGRESS: stages the run went through before the latest, oldest first,
+   * each recorded as its own job.progress event before it */
+  struct {
+    int progress;
+    char stage[64];
+  } earlier[REEL_JOB_MAX_EARLIER_STAGES];
+  int n_earlier;
   char stage[64];       /* PROGRESS */
   int64_t delay_ms;     /* RETRY */
   int uncount_attempt;  /* RETRY: the run was interrupted by a shutdown, not a failure */

@@ -61,6 +61,13 @@ struct reel_run {
   json_t *cost;       /* {unit: {total, stages: {stage: amount}}}, across attempts */
   int cost_dirty;
   char next_stage[64];
+  /* stages passed while a progress write was in flight, sent with the next
+   * one so each becomes its own event (a full list keeps the newest) */
+  struct {
+    int progress;
+    char stage[64];
+  } passed[REEL_JOB_MAX_EARLIER_STAGES];
+  int n_passed;
   reel_job_op final_op;
   /* the last stderr lines, for the error message of a failed run */
   char stderr_tail[ERROR_TAIL_LINES][300];
@@ -569,6 +576,12 @@ static void flush_progress(reel_run *r) {
   r->progress_op.fence = r->fence;
   r->progress_op.progress = r->next_progress;
   memcpy(r->progress_op.stage, r->next_stage, sizeof r->progress_op.stage);
+  for (int i = 0; i < r->n_passed; i++) {
+    r->progress_op.earlier[i].progress = r->passed[i].progress;
+    memcpy(r->progress_op.earlier[i].stage, r->passed[i].stage, sizeof r->passed[i].stage);
+  }
+  r->progress_op.n_earlier = r->n_passed;
+  r->n_passed = 0;
   if (r->cost_dirty) r->progress_op.cost = cost_text(r);
   r->cost_dirty = 0;
   r->progress_op.cb = on_progress_done;
@@ -599,6 +612,16 @@ static void on_child_line(reel_child *child, const char *line, size_t len, int i
     return;
   }
   if (!is_stderr && reel_scheduler_parse_progress(line, len, &progress, stage, sizeof stage)) {
+    if (r->progress_dirty && stage[0] && strcmp(stage, r->next_stage) != 0) {
+      /* a new stage before the last one was written: keep the last as passed */
+      if (r->n_passed == REEL_JOB_MAX_EARLIER_STAGES) {
+        memmove(&r->passed[0], &r->passed[1], sizeof r->passed[0] * (REEL_JOB_MAX_EARLIER_STAGES - 1));
+        r->n_passed--;
+      }
+      r->passed[r->n_passed].progress = r->next_progress;
+      memcpy(r->passed[r->n_passed].stage, r->next_stage, sizeof r->next_stage);
+      r->n_passed++;
+    }
     r->next_progress = progress;
     if (stage[0]) memcpy(r->next_stage, stage, sizeof stage);
     r->progress_dirty = 1;

@@ -90,7 +90,10 @@ class Servers:
 
     def __init__(self, c):
         self.c = c
-        self.main = h.Reeld(start=False, service={"workers": 1, "max_attempts": 1, "cancel_grace_seconds": 1})
+        # One webhook endpoint that refuses connections: its deliveries stay pending with attempts.
+        hook = {"url": "http://127.0.0.1:9/hook", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+        self.main = h.Reeld(start=False, service={"workers": 1, "max_attempts": 1, "cancel_grace_seconds": 1,
+                                                  "webhooks": [hook]})
         script = h.write_script(self.main.tmp, "pipe.sh", PIPELINE)
         self.main.config["pipeline"] = {"default_backend": "command", "command": [script, "{config}", "{prompt}"]}
         self.main.start()
@@ -110,6 +113,12 @@ class Servers:
         if status != 202:
             raise h.ReeldError("POST /v1/jobs answered %d" % status)
         return job["id"]
+
+    def reused_key(self):
+        """The answer to a second request with one Idempotency-Key and another body."""
+        key = {"Idempotency-Key": "examples-reused"}
+        self.main.request("POST", "/v1/jobs", body={"prompt": "first body"}, headers=key)
+        return self.main.request("POST", "/v1/jobs", body={"prompt": "second body"}, headers=key)
 
     def gone_file(self):
         """A valid download URL of a job whose artifact was removed from storage."""
@@ -164,6 +173,18 @@ def scenario(s, method, path, code, name):
             "POST", "/v1/jobs", raw_body="x" * 70000, headers={"Content-Type": "application/json"}),
         ("POST", "/v1/jobs", "415", "form"): lambda: r.request(
             "POST", "/v1/jobs", raw_body="prompt=a", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        ("POST", "/v1/jobs", "400", "badIdempotencyKey"): lambda: r.request(
+            "POST", "/v1/jobs", body={"prompt": "a"}, headers={"Idempotency-Key": "k" * 256}),
+        ("POST", "/v1/jobs", "422", "reused"): lambda: s.reused_key(),
+        ("GET", "/v1/jobs/{id}/events", "200", "progress"): lambda: r.request(
+            "GET", "/v1/jobs/%s/events" % s.finished),
+        ("GET", "/v1/jobs/{id}/events", "400", "types"): lambda: r.request(
+            "GET", "/v1/jobs/%s/events?types=job.done" % s.finished),
+        ("GET", "/v1/events", "400", "types"): lambda: r.request("GET", "/v1/events?types=job.done"),
+        ("GET", "/v1/webhooks/deliveries", "200", "retrying"): lambda: r.request(
+            "GET", "/v1/webhooks/deliveries?limit=1"),
+        ("GET", "/v1/webhooks/deliveries", "400", "limit"): lambda: r.request(
+            "GET", "/v1/webhooks/deliveries?limit=1000"),
         ("POST", "/v1/jobs", "429", "full"): lambda: s.idle.request("POST", "/v1/jobs", body={"prompt": "one more"}),
         ("GET", "/v1/jobs", "200", "page"): lambda: r.request("GET", "/v1/jobs?limit=2"),
         ("GET", "/v1/jobs", "200", "last"): lambda: r.request("GET", "/v1/jobs?status=canceled&limit=1")
@@ -213,6 +234,9 @@ def compare(c, label, media_type, value, real, path):
     want_type = media_type.split(";")[0].strip()
     c.eq(got_type, want_type, "%s: Content-Type" % label)
     text = payload.decode("utf-8", "replace")
+    if want_type == "text/event-stream":
+        compare_event_stream(c, label, str(value), text)
+        return
     if want_type == "text/plain":
         served = text.splitlines()
         samples = {(m.group(1), tuple(sorted(re.findall(r'([a-z_]+)="', m.group(2) or ""))))
@@ -245,6 +269,42 @@ def compare(c, label, media_type, value, real, path):
         if re.match(template, str(value.get("instance"))):
             c.eq(normalise(body.get("instance")), normalise(value.get("instance")), "%s: instance" % label)
         c.eq(body.get("request_id"), headers.get("x-request-id"), "%s: request_id is the X-Request-Id" % label)
+
+
+def sse_records(text):
+    """The records of a text/event-stream: a dict of field -> value per blank-line-ended block."""
+    records = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = {}
+        for line in block.split("\n"):
+            if line and not line.startswith(":") and ":" in line:
+                name, _, value = line.partition(":")
+                fields[name] = value[1:] if value.startswith(" ") else value
+        if fields:
+            records.append(fields)
+    return records
+
+
+def compare_event_stream(c, label, example, text):
+    """The stream starts as the example does (retry), and every example event has a served event of its
+    type with the same fields and the same data shape."""
+    import json
+    want, got = sse_records(example), sse_records(text)
+    c.check(bool(got) and set(got[0]) == {"retry"}, "%s: the stream starts with retry: (got %r)" % (label, got[:1]))
+    for record in want[1:]:
+        same = [g for g in got if g.get("event") == record.get("event")]
+        if not c.check(bool(same), "%s: the server sends a %s event" % (label, record.get("event"))):
+            continue
+        c.eq(sorted(same[0]), sorted(record), "%s: %s has the fields of the example" % (label, record.get("event")))
+        try:
+            served, shown = json.loads(same[0]["data"]), json.loads(record["data"])
+        except (KeyError, ValueError) as e:
+            c.fail("%s: %s data is JSON (%s)" % (label, record.get("event"), e))
+            continue
+        errors = shape_errors(shown, served)
+        c.check(not errors, "%s: %s data has the example's keys and types%s"
+                % (label, record.get("event"), "".join("\n    " + e for e in errors)))
+        c.eq(str(served.get("id")), same[0].get("id"), "%s: the data's id is the event's id" % label)
 
 
 def examples_of(doc):
