@@ -12,8 +12,8 @@
 #include "common/log.h"
 #include "http/body_stream.h"
 
-#define HUB_READ_LIMIT 512    /* events per read of the hub */
-#define REPLAY_READ_LIMIT 256 /* events per read of a replaying subscriber */
+#define HUB_READ_LIMIT 256   /* events per read of the hub */
+#define REPLAY_READ_LIMIT 64 /* events per read of a replaying subscriber (one page waits for its client) */
 
 static const char *const type_names[] = {
 #define REEL_EVENT_NAME_(name, text) text,
@@ -64,7 +64,10 @@ struct reel_event_sub {
   unsigned types;
   char client[64];
   int64_t cursor;           /* events up to this id were sent or passed over */
-  int live;                 /* the replay is over: the hub feeds it */
+  int live;                 /* caught up: the hub feeds it */
+  int paused;               /* its client is behind: waits for the stream to drain, then replays */
+  int resume;               /* drained: replay at the hub's next resume tick */
+  uint64_t paused_ms;       /* when it paused */
   int job_ended;            /* the job was terminal when the stream began: nothing follows the replay */
   int op_in_flight;
   int sending;              /* inside reel_http_send: a close then only marks it */
@@ -138,18 +141,44 @@ static int format_event(reel_buf *out, const reel_event *e) {
                          (long long)e->id, e->type, (long long)e->id, e->type, e->job_id, at, e->data);
 }
 
+/* The client is behind (half its buffer waits): sub stops taking events
+ * where its cursor is and catches up from the store once the stream
+ * drains (on_stream_drained). */
+static void sub_pause(reel_event_sub *sub) {
+  sub->live = 0;
+  sub->paused = 1;
+  sub->paused_ms = (reel_mono_ns() / 1000000);
+}
+
 /* Offers one event to sub: sent when it matches, and the job's terminal
- * event ends a per-job stream. */
-static void sub_offer(reel_event_sub *sub, const reel_event *e, const reel_buf *text) {
-  if (!sub->stream || e->id <= sub->cursor) return;
+ * event ends a per-job stream. 1 when sub paused instead of taking it (its
+ * cursor stays before the event); 0 otherwise. */
+static int sub_offer(reel_event_sub *sub, const reel_event *e, const reel_buf *text) {
+  if (!sub->stream || e->id <= sub->cursor) return 0;
+  int wanted = (!sub->job_id[0] || strcmp(sub->job_id, e->job_id) == 0) && (sub->types & reel_event_type_bit(e->type));
+  if (wanted && !reel_body_stream_wants_more(sub->stream)) {
+    sub_pause(sub);
+    return 1;
+  }
   sub->cursor = e->id;
-  if (sub->job_id[0] && strcmp(sub->job_id, e->job_id) != 0) return;
-  if ((sub->types & reel_event_type_bit(e->type)) && sub_write(sub, text->data, text->len) == 0)
-    sub->hub->delivered++;
-  if (sub->job_id[0] && reel_event_type_terminal(e->type)) sub_end(sub, 0);
+  if (wanted && sub_write(sub, text->data, text->len) == 0) sub->hub->delivered++;
+  if (sub->job_id[0] && strcmp(sub->job_id, e->job_id) == 0 && reel_event_type_terminal(e->type)) sub_end(sub, 0);
+  return 0;
 }
 
 static void replay_read(reel_event_sub *sub);
+
+/* Drained subscribers (and live ones the hub's first read found behind)
+ * catch up from the store. */
+static void on_resume_tick(uv_timer_t *t) {
+  reel_event_hub *hub = t->data;
+  if (hub->closing) return;
+  for (reel_event_sub *sub = hub->subs; sub; sub = sub->next) {
+    if (!sub->resume) continue;
+    sub->resume = 0;
+    if (sub->stream && !sub->op_in_flight && !sub->req) replay_read(sub);
+  }
+}
 
 static void on_replay_read(reel_job_op *op, int result) {
   reel_event_sub *sub = (reel_event_sub *)op;
@@ -162,24 +191,33 @@ static void on_replay_read(reel_job_op *op, int result) {
     sub_maybe_free(sub);
     return;
   }
-  if (op->after_id < 0) { /* every job's events from now: the newest id is the start */
-    sub->cursor = op->last_event_id;
-    sub->live = 1;
-  } else {
+  reel_event_hub *hub = sub->hub;
+  if (op->after_id >= 0) {
     reel_buf text;
     reel_buf_init(&text, (size_t)16 << 20);
-    for (int i = 0; i < op->n_read && sub->stream; i++)
+    for (int i = 0; i < op->n_read && sub->stream && !sub->paused; i++)
       if (format_event(&text, &op->events[i]) == 0) sub_offer(sub, &op->events[i], &text);
     reel_buf_free(&text);
-    if (sub->stream && op->n_read == op->limit) {
-      replay_read(sub); /* more to catch up on */
-      return;
-    }
-    sub->live = 1;
-    /* a job that had ended before the stream began: its terminal event was
-     * replayed now or had been seen by the client before it reconnected */
-    if (sub->job_ended) sub_end(sub, 0);
   }
+  if (!sub->stream || sub->paused) { /* ended, or waits for its client to drain (the rest is read again) */
+    sub_maybe_free(sub);
+    return;
+  }
+  if (op->n_read == op->limit) {
+    replay_read(sub); /* more to catch up on */
+    return;
+  }
+  /* A short page: every event up to the newest id read with it has been
+   * offered (every job's stream with no start: it starts there). */
+  if (op->last_event_id > sub->cursor) sub->cursor = op->last_event_id;
+  if (hub->started && hub->last_id > sub->cursor) {
+    replay_read(sub); /* the hub fanned out newer events meanwhile */
+    return;
+  }
+  sub->live = 1;
+  /* a job that had ended before the stream began: its terminal event was
+   * replayed now or had been seen by the client before it reconnected */
+  if (sub->job_ended) sub_end(sub, 0);
   sub_maybe_free(sub);
 }
 
@@ -196,6 +234,16 @@ static void replay_read(reel_event_sub *sub) {
   reel_jobs_run(sub->hub->jobs, &sub->op);
 }
 
+/* The stream drained (loop thread, inside the transport's take): the
+ * subscriber replays from its cursor at the next resume tick. */
+static void on_stream_drained(void *data) {
+  reel_event_sub *sub = data;
+  if (!sub->paused) return;
+  sub->paused = 0;
+  sub->resume = 1;
+  uv_timer_start(&sub->hub->resume_timer, on_resume_tick, 0, 0);
+}
+
 /* Sends the 200 with the stream, then starts the replay. */
 static void sub_start(reel_event_sub *sub) {
   reel_event_hub *hub = sub->hub;
@@ -207,6 +255,7 @@ static void sub_start(reel_event_sub *sub) {
   reel_http_response_add_header(&resp, "Cache-Control", "no-cache");
   reel_http_response_add_header(&resp, "X-Accel-Buffering", "no"); /* proxies pass it on as it comes */
   sub->stream = reel_body_stream_new(hub->cfg.max_buffered_bytes, on_stream_closed, sub);
+  if (sub->stream) reel_body_stream_set_drain(sub->stream, on_stream_drained);
   if (!sub->stream) {
     reel_http_response_free(&resp);
     reel_http_send_problem(req, 503, "overloaded", "Service overloaded", "out of memory for an event stream");
@@ -307,6 +356,12 @@ static void on_hub_read(reel_job_op *op, int result) {
   if (!hub->started) {
     hub->last_id = op->last_event_id;
     hub->started = 1;
+    /* subscribers that went live before the hub knew where it starts catch
+     * up on what lies between */
+    int behind = 0;
+    for (reel_event_sub *sub = hub->subs; sub; sub = sub->next)
+      if (sub->live && sub->cursor < hub->last_id) sub->live = 0, sub->resume = behind = 1;
+    if (behind) uv_timer_start(&hub->resume_timer, on_resume_tick, 0, 0);
   } else {
     reel_buf text;
     reel_buf_init(&text, (size_t)16 << 20);
@@ -350,12 +405,31 @@ void reel_event_hub_wake(reel_event_hub *hub) {
   hub_read(hub);
 }
 
+/* How long a subscriber may wait for its client to drain before it is cut
+ * off: a client that stopped reading holds its buffer no longer. */
+static uint64_t stall_limit_ms(const reel_event_hub *hub) {
+  uint64_t ms = hub->cfg.keepalive_ms * 4;
+  return ms < 4000 ? 4000 : ms;
+}
+
+/* A keep-alive comment to every subscriber that is not behind; subscribers
+ * stalled past stall_limit_ms are cut off (the client resumes with
+ * Last-Event-ID when it reads again). */
 static void on_keepalive(uv_timer_t *t) {
   reel_event_hub *hub = t->data;
   static const char comment[] = ": keep-alive\n\n";
+  uint64_t now = (reel_mono_ns() / 1000000);
   for (reel_event_sub *sub = hub->subs, *next; sub; sub = next) {
     next = sub->next;
-    if (!sub->req && sub->stream) sub_write(sub, comment, sizeof comment - 1);
+    if (sub->paused && sub->stream && now - sub->paused_ms >= stall_limit_ms(hub)) {
+      hub->cut_off++;
+      reel_log(REEL_LOG_INFO, "event stream cut off: the client stopped reading", "{s:s, s:s?, s:I}", "client",
+               sub->client, "job_id", sub->job_id[0] ? sub->job_id : NULL, "stalled_ms",
+               (json_int_t)(now - sub->paused_ms));
+      sub_end(sub, 1);
+    } else if (!sub->req && sub->stream && !sub->paused) {
+      sub_write(sub, comment, sizeof comment - 1);
+    }
     sub_maybe_free(sub);
   }
 }
@@ -370,6 +444,8 @@ int reel_event_hub_init(reel_event_hub *hub, uv_loop_t *loop, reel_jobs *jobs, c
   uv_timer_init(loop, &hub->keepalive);
   hub->keepalive.data = hub;
   uv_timer_start(&hub->keepalive, on_keepalive, hub->cfg.keepalive_ms, hub->cfg.keepalive_ms);
+  uv_timer_init(loop, &hub->resume_timer);
+  hub->resume_timer.data = hub;
   hub_read(hub); /* learns the newest id */
   return 0;
 }
@@ -378,6 +454,7 @@ void reel_event_hub_close(reel_event_hub *hub) {
   if (!hub->jobs || hub->closing) return;
   hub->closing = 1;
   uv_close((uv_handle_t *)&hub->keepalive, NULL);
+  uv_close((uv_handle_t *)&hub->resume_timer, NULL);
   for (reel_event_sub *sub = hub->subs, *next; sub; sub = next) {
     next = sub->next;
     sub_end(sub, 0);

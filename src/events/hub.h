@@ -11,9 +11,14 @@
  *
  * Bounds: at most max_streams subscribers in all (503 beyond) and
  * max_streams_per_client per client (429 beyond); each subscriber's unsent
- * bytes are capped (http/body_stream.h): a client that does not read is
- * cut off and resumes with Last-Event-ID, losing nothing. A ": keep-alive"
- * comment goes to every subscriber every keepalive_ms. Loop thread only. */
+ * bytes are capped (http/body_stream.h). A client that reads slowly is
+ * paced, not dropped: once half its buffer waits it leaves the live
+ * fan-out, keeps its cursor, and when the buffer drains it catches up from
+ * the store a page at a time, then rejoins. A client that stops reading is
+ * cut off once it has not drained for 4 keep-alive periods (at least 4 s),
+ * and resumes with Last-Event-ID, losing nothing. A ": keep-alive" comment
+ * goes to every subscriber that is not behind every keepalive_ms. Loop
+ * thread only. */
 #ifndef REEL_EVENTS_HUB_H
 #define REEL_EVENTS_HUB_H
 
@@ -72,6 +77,7 @@ typedef struct {
   int reading, read_again, closing;
   reel_job_op read_op;
   uv_timer_t keepalive;
+  uv_timer_t resume_timer;    /* drained subscribers replay on its tick */
   /* counters for /metrics */
   unsigned long long delivered, cut_off;
 } reel_event_hub;

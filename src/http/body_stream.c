@@ -17,7 +17,9 @@ struct reel_body_stream {
   int aborted;
   int armed;     /* the consumer found nothing waiting: wake it on news */
   void (*closed)(void *data);
-  void *closed_data;
+  void *closed_data;      /* the producer's data, for closed and drain */
+  void (*drain)(void *data);
+  int drain_wanted;       /* wants_more said 0: call drain at the low-water mark */
   void (*wake)(void *ctx);
   void *wake_ctx;
 };
@@ -103,6 +105,14 @@ void reel_body_stream_abort(reel_body_stream *b) {
 
 size_t reel_body_stream_buffered(const reel_body_stream *b) { return b->end - b->start; }
 
+int reel_body_stream_wants_more(reel_body_stream *b) {
+  if (b->end - b->start < b->max_buffered / 2) return 1;
+  b->drain_wanted = 1;
+  return 0;
+}
+
+void reel_body_stream_set_drain(reel_body_stream *b, void (*drain)(void *data)) { b->drain = drain; }
+
 void reel_body_stream_attach(reel_body_stream *b, void (*wake_cb)(void *ctx), void *ctx) {
   b->wake = wake_cb;
   b->wake_ctx = ctx;
@@ -119,6 +129,10 @@ void reel_body_stream_consume(reel_body_stream *b, size_t n) {
   if (n > waiting) n = waiting;
   b->start += n;
   if (b->start == b->end) b->start = b->end = 0;
+  if (b->drain_wanted && b->producer && b->end - b->start <= b->max_buffered / 4) {
+    b->drain_wanted = 0;
+    if (b->drain) b->drain(b->closed_data);
+  }
   /* a long-lived stream that once held a burst gives the memory back */
   if (b->start == 0 && b->end == 0 && b->cap > 65536) {
     free(b->data);

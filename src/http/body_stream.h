@@ -45,6 +45,13 @@ void reel_body_stream_end(reel_body_stream *b);
 void reel_body_stream_abort(reel_body_stream *b);
 /* Bytes written and not yet taken by the consumer. */
 size_t reel_body_stream_buffered(const reel_body_stream *b);
+/* Backpressure for the producer: 1 while fewer than half the cap's bytes
+ * wait. When it says 0, the drain callback (reel_body_stream_set_drain) runs once the consumer has taken the waiting
+ * bytes down to a quarter of the cap; the producer writes more then. */
+int reel_body_stream_wants_more(reel_body_stream *b);
+/* The producer's drain callback (see reel_body_stream_wants_more). It runs
+ * from inside the consumer's take: it may schedule work, not write. */
+void reel_body_stream_set_drain(reel_body_stream *b, void (*drain)(void *data));
 
 /* Consumer: asks to be woken (wake(ctx)) whenever bytes,
  * the end or an abort arrive after a take found nothing. wake runs from

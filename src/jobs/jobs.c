@@ -745,7 +745,8 @@ void reel_job_op_init(reel_job_op *op, reel_job_op_kind kind) {
 void reel_jobs_run(reel_jobs *jobs, reel_job_op *op) {
   op->jobs = jobs;
   op->call.writes = op->kind != REEL_JOB_OP_GET && op->kind != REEL_JOB_OP_LIST && op->kind != REEL_JOB_OP_LOGS &&
-                    op->kind != REEL_JOB_OP_COUNTS && op->kind != REEL_JOB_OP_PING;
+                    op->kind != REEL_JOB_OP_COUNTS && op->kind != REEL_JOB_OP_PING &&
+                    op->kind != REEL_JOB_OP_EVENTS && op->kind != REEL_JOB_OP_DELIVERIES_LIST;
   clear_transitions(op);
   op->call.run = run_op;
   op->call.run_many = op->kind == REEL_JOB_OP_SUBMIT ? run_submits : NULL;
