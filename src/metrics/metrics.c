@@ -202,7 +202,7 @@ int reel_metrics_render(reel_buf *o, const int64_t counts[REEL_JOB_STATUS_COUNT]
   P("reel_event_streams %d\n", atomic_load(&sse_streams));
   P("# HELP reel_events_sent_total Events written to event streams.\n# TYPE reel_events_sent_total counter\n");
   P("reel_events_sent_total %llu\n", atomic_load(&sse_delivered));
-  P("# HELP reel_event_streams_cut_off_total Event streams cut off because the client read too slowly.\n");
+  P("# HELP reel_event_streams_cut_off_total Event streams cut off because the client stopped reading.\n");
   P("# TYPE reel_event_streams_cut_off_total counter\nreel_event_streams_cut_off_total %llu\n", atomic_load(&sse_cut_off));
   P("# HELP reel_job_duration_seconds Run time of the last attempt of jobs that ended, by final status.\n");
   P("# TYPE reel_job_duration_seconds histogram\n");
