@@ -67,6 +67,8 @@ struct reel_event_sub {
   int live;                 /* caught up: the hub feeds it */
   int paused;               /* its client is behind: waits for the stream to drain, then replays */
   int resume;               /* drained: replay at the hub's next resume tick */
+  int page_held;            /* op holds a replay page it paused in: resume offers the rest */
+  int page_next;            /* the index in that page of the next event to offer */
   uint64_t paused_ms;       /* when it paused */
   int job_ended;            /* the job was terminal when the stream began: nothing follows the replay */
   int op_in_flight;
@@ -167,16 +169,20 @@ static int sub_offer(reel_event_sub *sub, const reel_event *e, const reel_buf *t
 }
 
 static void replay_read(reel_event_sub *sub);
+static void replay_continue(reel_event_sub *sub);
 
 /* Drained subscribers (and live ones the hub's first read found behind)
- * catch up from the store. */
+ * catch up: on the page they paused in, then from the store. */
 static void on_resume_tick(uv_timer_t *t) {
   reel_event_hub *hub = t->data;
   if (hub->closing) return;
-  for (reel_event_sub *sub = hub->subs; sub; sub = sub->next) {
+  for (reel_event_sub *sub = hub->subs, *next; sub; sub = next) {
+    next = sub->next;
     if (!sub->resume) continue;
     sub->resume = 0;
-    if (sub->stream && !sub->op_in_flight && !sub->req) replay_read(sub);
+    if (!sub->stream || sub->op_in_flight || sub->req) continue;
+    if (sub->page_held) replay_continue(sub); /* may end and free sub */
+    else replay_read(sub);
   }
 }
 
@@ -191,16 +197,30 @@ static void on_replay_read(reel_job_op *op, int result) {
     sub_maybe_free(sub);
     return;
   }
+  sub->page_next = op->after_id >= 0 ? 0 : op->n_read; /* a stream from now has nothing to replay */
+  replay_continue(sub);
+}
+
+/* Offers sub the rest of the replay page in its op; then it reads the next
+ * page, goes live, or ends. A pause keeps the page for the resume. */
+static void replay_continue(reel_event_sub *sub) {
   reel_event_hub *hub = sub->hub;
-  if (op->after_id >= 0) {
-    reel_buf text;
-    reel_buf_init(&text, (size_t)16 << 20);
-    for (int i = 0; i < op->n_read && sub->stream && !sub->paused; i++)
-      if (format_event(&text, &op->events[i]) == 0) sub_offer(sub, &op->events[i], &text);
-    reel_buf_free(&text);
+  reel_job_op *op = &sub->op;
+  sub->page_held = 0;
+  reel_buf text;
+  reel_buf_init(&text, (size_t)16 << 20);
+  for (; sub->page_next < op->n_read && sub->stream; sub->page_next++) {
+    const reel_event *e = &op->events[sub->page_next];
+    if (e->id <= sub->cursor || format_event(&text, e) != 0) continue;
+    if (sub_offer(sub, e, &text)) break; /* paused before e */
   }
-  if (!sub->stream || sub->paused) { /* ended, or waits for its client to drain (the rest is read again) */
+  reel_buf_free(&text);
+  if (!sub->stream) { /* ended */
     sub_maybe_free(sub);
+    return;
+  }
+  if (sub->paused) { /* waits for its client to drain */
+    sub->page_held = 1;
     return;
   }
   if (op->n_read == op->limit) {

@@ -52,7 +52,10 @@ static void wake(reel_body_stream *b, int always) {
 int reel_body_stream_write(reel_body_stream *b, const void *p, size_t n) {
   if (!b->producer || b->ended || b->aborted) return REEL_ECLOSED;
   size_t waiting = b->end - b->start;
-  if (waiting + n > b->max_buffered) {
+  /* a producer that heeds wants_more may always write one piece, whatever
+   * its size (one event may be larger than half the cap); one that writes
+   * on past it is cut off at the cap */
+  if (waiting + n > b->max_buffered && waiting >= b->max_buffered / 2) {
     b->aborted = 1;
     b->producer = 0;
     wake(b, 1);

@@ -36,7 +36,9 @@ typedef enum {
 reel_body_stream *reel_body_stream_new(size_t max_buffered, void (*closed)(void *data), void *data);
 
 /* Producer: appends n bytes. Returns 0; REEL_ETOOBIG when they would pass
- * the cap (the stream is aborted and the producer no longer owns it). */
+ * the cap while half the cap's bytes or more already wait (the stream is
+ * aborted and the producer no longer owns it). A write made while
+ * reel_body_stream_wants_more says 1 is never refused, whatever its size. */
 int reel_body_stream_write(reel_body_stream *b, const void *p, size_t n);
 /* Producer: no more bytes; the consumer sends what is left, then ends the
  * body normally. The producer no longer owns the stream. */

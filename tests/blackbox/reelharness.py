@@ -257,6 +257,13 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def sanitized(binary=None):
+    """True for a reeld built with AddressSanitizer: its allocator keeps freed
+    memory in quarantine, so RSS says nothing about reeld's own bounds."""
+    with open(binary or reeld_binary(), "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
 def rss_kb(pid):
     """Resident memory of process pid in KiB (VmRSS from /proc), 0 if unknown."""
     with open("/proc/%d/status" % pid) as f:

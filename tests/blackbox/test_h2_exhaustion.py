@@ -147,13 +147,6 @@ def settle(pid, fds_max, timeout=15.0):
     return h.fd_count(pid)
 
 
-def sanitized(binary):
-    """True for a reeld built with AddressSanitizer: its allocator keeps freed
-    memory in quarantine, so RSS says nothing about reeld's own bounds."""
-    with open(binary, "rb") as f:
-        return b"AddressSanitizer" in f.read()
-
-
 def start_limited(limit, **kw):
     """A Reeld whose open-file limit (soft and hard) is `limit`, set by a
     wrapper script that execs reeld (same pid)."""
@@ -211,7 +204,7 @@ def run_attack(c, r, what, n_conns, streams, path, url, data, fds_slack, rss_sla
     c.check(fds1 <= fds0 + n_conns + fds_slack,
             "%s: fds during the attack stay near the baseline (%d before, %d during, allowed %d)"
             % (what, fds0, fds1, fds0 + n_conns + fds_slack))
-    check_rss = not sanitized(h.reeld_binary())
+    check_rss = not h.sanitized()
     if check_rss:
         c.check(rss1 - rss0 <= rss_slack_kb,
                 "%s: RSS during the attack stays near the baseline (%d KB before, %d KB during, allowed +%d KB)"

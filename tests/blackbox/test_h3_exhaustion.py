@@ -100,13 +100,6 @@ CLOSE_LINE = re.compile(r"frm rx \d+ \w+ CONNECTION_CLOSE\(0x1[cd]\) error_code=
 
 # ---------------------------------------------------------------- process --
 
-def sanitized(binary):
-    """True for a reeld built with AddressSanitizer: its allocator keeps freed
-    memory in quarantine, so RSS says nothing about reeld's own bounds."""
-    with open(binary, "rb") as f:
-        return b"AddressSanitizer" in f.read()
-
-
 def request_lines(r):
     return sum(1 for line in r.log_text().splitlines() if '"msg":"request"' in line.replace(" ", ""))
 
@@ -220,7 +213,7 @@ def run_attack(c, env, what, n_conns, streams, path, fds_slack, rss_slack_kb):
     fds1, rss1 = max(fds1, fds_mid), max(rss1, rss_mid)
     c.check(fds1 <= fds0 + fds_slack, "%s: fds during the attack stay near the baseline (%d before, %d during, "
             "allowed %d)" % (what, fds0, fds1, fds0 + fds_slack))
-    check_rss = not sanitized(h.reeld_binary())
+    check_rss = not h.sanitized()
     if check_rss:
         c.check(rss1 - rss0 <= rss_slack_kb, "%s: RSS during the attack stays bounded (%d KB before, %d KB during, "
                 "allowed +%d KB)" % (what, rss0, rss1, rss_slack_kb))
