@@ -32,9 +32,14 @@ HTTP/3 in the edge's access log ("proto":"HTTP/3.0").
    a Range request with curl over HTTP/2 -> 206, cancel -> 409.
 4. curl --http2 from 127.0.0.2: Alt-Svc advertises h3 on the edge port, and
    reeld logs 127.0.0.2 as the client (even with a forged X-Forwarded-For).
-5. The edge's access log: no /healthz lines, no token, download signatures
+5. Server-sent events through the edge: a running job's event stream with
+   curl --http2 shows job.started and job.progress while the job still waits
+   (Caddy passes events as they come, it does not buffer the stream) and ends
+   after job.finished; the finished job's stream over HTTP/3 with gtlsclient
+   replays its whole life and ends.
+6. The edge's access log: no /healthz lines, no token, download signatures
    masked; /metrics is not served at the edge.
-6. Caddy exits on SIGTERM and no caddy process is left.
+7. Caddy exits on SIGTERM and no caddy process is left.
 A missing caddy, gtlsclient, curl or cc is a failure, never a skip.
 """
 
@@ -410,6 +415,45 @@ def check_alt_svc_and_forwarded(c, e, r):
             "... with Caddy as peer and scheme https (%r, %r)" % (line.get("peer"), line.get("scheme")))
 
 
+def check_sse_through_edge(c, e, r, copies):
+    gate = os.path.join(copies, "gate")
+    st, _, job = r.json("POST", "/v1/jobs", {"prompt": "edge gate"})
+    jid = job.get("id", "") if isinstance(job, dict) else ""
+    if not c.eq(st, 202, "a job that waits at a gate is accepted"):
+        return
+    cmd = ["curl", "-sS", "-N", "--noproxy", "*", "--http2", "--max-time", "40",
+           "--cacert", os.path.join(e.certs, "ca.pem"), "--resolve", "localhost:%d:127.0.0.1" % e.port,
+           "-H", "Authorization: Bearer " + h.TOKEN, e.base() + "/v1/jobs/%s/events" % jid]
+    out_path = os.path.join(copies, "sse.txt")
+    with open(out_path, "wb") as out:
+        curl = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+
+    def text():
+        with open(out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    early = h.wait_for(lambda: "event: job.progress" in text(), 20, 0.1)
+    status = r.json("GET", "/v1/jobs/" + jid)[2].get("status")
+    c.check(early and "event: job.started" in text() and status in ("started", "progress"),
+            "through the edge (curl --http2), job.started and job.progress arrive while the job still runs (%s)"
+            % status)
+    with open(gate, "w"):
+        pass
+    try:
+        curl.wait(40)
+    except subprocess.TimeoutExpired:
+        curl.kill()
+        curl.wait()
+    got = [line[7:] for line in text().splitlines() if line.startswith("event: ")]
+    c.check(got[:2] == ["job.created", "job.started"] and got[-1:] == ["job.finished"] and curl.returncode == 0,
+            "the stream through the edge ends after job.finished (curl exit %s): %s" % (curl.returncode, got))
+    os.unlink(gate)
+    st, _, body, _ = e.h3("/v1/jobs/%s/events" % jid, auth=True)
+    replayed = [line[7:] for line in body.decode("utf-8", "replace").splitlines() if line.startswith("event: ")]
+    c.check(st == 200 and replayed == got, "the finished job's stream over HTTP/3 through the edge replays the "
+            "same events and ends (%d): %s" % (st, replayed))
+    c.eq(e.edge_proto("GET", "/v1/jobs/%s/events" % jid, 200), "HTTP/3.0", "the edge logged that stream as HTTP/3.0")
+
+
 def check_edge_log(c, e):
     st, _, _ = e.curl(e.base() + "/metrics")
     c.eq(st, 404, "/metrics is not served at the edge")
@@ -463,16 +507,19 @@ def body(c):
         script = h.write_script(copies, "job.sh", """
             set -e
             echo %s
+            echo "REEL_PROGRESS 20 plan"
+            case "$1" in *gate*) while [ ! -e %s/gate ]; do sleep 0.05; done;; esac
+            echo "REEL_PROGRESS 80 clips"
             mkdir -p output
             head -c %d /dev/urandom > output/final_video.mp4
             cp output/final_video.mp4 %s/last.bin
-        """ % (MARKER, SIZE, copies))
+        """ % (MARKER, copies, SIZE, copies))
         with h.Reeld(service={"workers": 1,
                               "tls": {"cert_file": os.path.join(e.certs, "server.pem"),
                                       "key_file": os.path.join(e.certs, "server-key.pem")},
                               "trusted_proxies": ["127.0.0.1"],
                               "public_base_url": e.base()},
-                     pipeline={"default_backend": "command", "command": [script]}, start=False) as r:
+                     pipeline={"default_backend": "command", "command": [script, "{prompt}"]}, start=False) as r:
             r.config["service"]["listen"] = ["http://127.0.0.1:%d" % r.port,
                                              "https://127.0.0.1:%d" % e.reeld_tls_port]
             r.start()
@@ -481,6 +528,7 @@ def body(c):
                     check_h3_healthz(c, e, r)
                     check_h3_job(c, e, r, copies)
                     check_alt_svc_and_forwarded(c, e, r)
+                    check_sse_through_edge(c, e, r, copies)
                     check_edge_log(c, e)
             finally:
                 pid = e.caddy.pid if e.caddy else None
