@@ -432,8 +432,8 @@ static uint64_t stall_limit_ms(const reel_event_hub *hub) {
   return ms < 4000 ? 4000 : ms;
 }
 
-/* A keep-alive comment to every subscriber that is not behind; subscribers
- * stalled past stall_limit_ms are cut off (the client resumes with
+/* A keep-alive comment to every subscriber that is not behind (one found
+ * behind pauses); subscribers stalled past stall_limit_ms are cut off (the client resumes with
  * Last-Event-ID when it reads again). */
 static void on_keepalive(uv_timer_t *t) {
   reel_event_hub *hub = t->data;
@@ -448,7 +448,10 @@ static void on_keepalive(uv_timer_t *t) {
                (json_int_t)(now - sub->paused_ms));
       sub_end(sub, 1);
     } else if (!sub->req && sub->stream && !sub->paused) {
-      sub_write(sub, comment, sizeof comment - 1);
+      /* a client still holding half its buffer needs no keep-alive: it is
+       * behind, and waits (paused) like one an event found behind */
+      if (reel_body_stream_wants_more(sub->stream)) sub_write(sub, comment, sizeof comment - 1);
+      else sub_pause(sub);
     }
     sub_maybe_free(sub);
   }

@@ -285,6 +285,21 @@ def run(c, tmp):
             got = [e["id"] for e in parse_sse(rd.text())[0] if e["data"]["job_id"] == j]
             c.eq(got, want, "%s got every event of the job, in order (%d)" % (who, len(want)))
         c.eq(r.log_text().count("event stream cut off"), 1, "only the stopped subscriber was cut off")
+        # replays that read as fast as they can, each a page of the store at a time: a keep-alive that comes
+        # while one waits for its next page (its last event still unsent) must not cut it off;
+        # another chatty job keeps the store busy meanwhile, so page reads wait behind its writes
+        submit(r, "chatty 5000")
+        results = [None] * 4
+        def replay_into(i):
+            results[i] = raw_stream(r, "/v1/jobs/%s/events" % j, timeout=60)
+        threads = [threading.Thread(target=replay_into, args=(i,)) for i in range(len(results))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        whole = [bool(x) and x[3] and [e["id"] for e in parse_sse(x[2])[0]] == want for x in results]
+        c.eq(whole, [True] * len(results), "concurrent replays of the job each arrive whole and end")
+        c.eq(r.log_text().count("event stream cut off"), 1, "none of them was cut off")
 
 if __name__ == "__main__":
     sys.exit(h.run(body))
