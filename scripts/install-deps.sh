@@ -16,6 +16,7 @@ test_pkgs=(python3 python3-boto3 python3-cryptography curl prometheus clang llvm
            ngtcp2-client caddy
            fontconfig    # fc-list: the renderer test checks which font covers a character
            postgresql postgresql-client   # the scale-out tests start a PostgreSQL 15 of their own
+           tmux          # test_client runs `reel submit --wait` in a tmux pane
            systemd)      # systemd-analyze verify: the deploy test checks the shipped units
 
 want=("${build_pkgs[@]}")
