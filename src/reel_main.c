@@ -392,6 +392,22 @@ static int download_job(session *s, const char *id, const char *dest) {
 
 /* ---- the commands ---- */
 
+/* The one job ID a command takes: 0, or an exit status after saying why. */
+static int job_arg(const options *o, const char *command) {
+  if (o->n_args != 1) {
+    fprintf(stderr, "reel: %s takes one job ID\n(reel --help shows the commands)\n", command);
+    return EXIT_USAGE;
+  }
+  return valid_id(o->args[0]) ? 0 : EXIT_USAGE;
+}
+
+/* method /v1/jobs/{ID}{suffix} for the command's job; its JSON answer in *out. */
+static int job_call(session *s, const options *o, const char *method, const char *suffix, json_t **out) {
+  char path[256];
+  snprintf(path, sizeof path, "/v1/jobs/%s%s", o->args[0], suffix);
+  return call_ok(s, method, path, NULL, NULL, out);
+}
+
 static int cmd_submit(session *s, const options *o) {
   if (o->n_args != 1) return usage_error("%s", "submit takes one PROMPT (quote it)");
   json_t *body = json_pack("{s:s}", "prompt", o->args[0]);
@@ -493,13 +509,9 @@ static void print_value(const char *key, const json_t *v) {
 }
 
 static int cmd_status(session *s, const options *o) {
-  if (o->n_args != 1) return usage_error("%s", "status takes one job ID");
-  if (!valid_id(o->args[0])) return EXIT_USAGE;
-  char path[256];
-  snprintf(path, sizeof path, "/v1/jobs/%s", o->args[0]);
   json_t *job = NULL;
-  int rc = call_ok(s, "GET", path, NULL, NULL, &job);
-  if (rc) return rc;
+  int rc = job_arg(o, "status");
+  if (rc || (rc = job_call(s, o, "GET", "", &job))) return rc;
   if (o->json) {
     char *t = json_dumps(job, JSON_INDENT(2));
     if (t) printf("%s\n", t);
@@ -555,14 +567,13 @@ static int cmd_ls(session *s, const options *o) {
 }
 
 static int cmd_logs(session *s, const options *o) {
-  if (o->n_args != 1) return usage_error("%s", "logs takes one job ID");
-  if (!valid_id(o->args[0])) return EXIT_USAGE;
+  int rc = job_arg(o, "logs");
+  if (rc) return rc;
   if (!o->follow) {
-    char path[256];
-    snprintf(path, sizeof path, "/v1/jobs/%s/logs?tail=%ld", o->args[0], o->tail);
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "/logs?tail=%ld", o->tail);
     json_t *logs = NULL;
-    int rc = call_ok(s, "GET", path, NULL, NULL, &logs);
-    if (rc) return rc;
+    if ((rc = job_call(s, o, "GET", suffix, &logs))) return rc;
     size_t i;
     json_t *line;
     json_array_foreach(json_object_get(logs, "lines"), i, line) printf("%s\n", json_string_value(line));
@@ -575,29 +586,24 @@ static int cmd_logs(session *s, const options *o) {
   f.print_logs = 1;
   f.v.start_ns = reel_mono_ns();
   snprintf(f.v.job_id, sizeof f.v.job_id, "%s", o->args[0]);
-  int rc = follow_job(s, &f, "job.log,job.finished,job.failed,job.canceled");
+  rc = follow_job(s, &f, "job.log,job.finished,job.failed,job.canceled");
   if (rc == 0) rc = report_end(&f);
   if (f.job) json_decref(f.job);
   return rc;
 }
 
 static int cmd_cancel(session *s, const options *o) {
-  if (o->n_args != 1) return usage_error("%s", "cancel takes one job ID");
-  if (!valid_id(o->args[0])) return EXIT_USAGE;
-  char path[256];
-  snprintf(path, sizeof path, "/v1/jobs/%s/cancel", o->args[0]);
   json_t *ok = NULL;
-  int rc = call_ok(s, "POST", path, NULL, NULL, &ok);
-  if (rc) return rc;
+  int rc = job_arg(o, "cancel");
+  if (rc || (rc = job_call(s, o, "POST", "/cancel", &ok))) return rc;
   json_decref(ok);
   printf("canceled %s\n", o->args[0]);
   return EXIT_DONE;
 }
 
 static int cmd_download(session *s, const options *o) {
-  if (o->n_args != 1) return usage_error("%s", "download takes one job ID");
-  if (!valid_id(o->args[0])) return EXIT_USAGE;
-  return download_job(s, o->args[0], o->output);
+  int rc = job_arg(o, "download");
+  return rc ? rc : download_job(s, o->args[0], o->output);
 }
 
 /* ---- watch ---- */

@@ -20,31 +20,20 @@ static const char *label_of(const reel_progress *p) {
   return p->state ? p->state : "";
 }
 
-/* The number of bytes of s that fit in cols terminal columns (one column a
- * code point: stage names are short words), never splitting a character. */
-static size_t fit_columns(const char *s, size_t cols) {
-  size_t len = strlen(s), i = 0, used = 0;
-  while (i < len && used < cols) {
+/* Walks s for at most cols terminal columns (one column a code point:
+ * stage names are short words), never splitting a character. Returns the
+ * bytes taken; *used (when set) gets the columns they fill. */
+static size_t fit_columns(const char *s, size_t cols, size_t *used) {
+  size_t len = strlen(s), i = 0, n_cols = 0;
+  while (i < len && n_cols < cols) {
     uint32_t cp;
     size_t n = reel_utf8_decode_or_replace((const unsigned char *)s, len, i, &cp);
     if (n == 0) break;
     i += n;
-    used++;
+    n_cols++;
   }
+  if (used) *used = n_cols;
   return i;
-}
-
-/* The columns s takes (one a code point). */
-static size_t count_columns(const char *s) {
-  size_t len = strlen(s), i = 0, cols = 0;
-  while (i < len) {
-    uint32_t cp;
-    size_t n = reel_utf8_decode_or_replace((const unsigned char *)s, len, i, &cp);
-    if (n == 0) break;
-    i += n;
-    cols++;
-  }
-  return cols;
 }
 
 size_t reel_progress_line(char *out, size_t outlen, int width, const reel_progress *p) {
@@ -57,7 +46,9 @@ size_t reel_progress_line(char *out, size_t outlen, int width, const reel_progre
   /* "[bar]" + "  NNN%" + "  label" + "  elapsed"; one column stays free so
    * the terminal never wraps at the last one */
   int fixed = 2 + 6 + 2 + 2 + (int)strlen(elapsed) + 1;
-  int label_cols = (int)count_columns(label);
+  size_t all_cols;
+  fit_columns(label, (size_t)-1, &all_cols);
+  int label_cols = (int)all_cols;
   int bar = width - fixed - label_cols;
   if (bar > 40) bar = 40;
   if (bar < 10) { /* the bar keeps 10 cells; the label is cut instead */
@@ -65,7 +56,7 @@ size_t reel_progress_line(char *out, size_t outlen, int width, const reel_progre
     label_cols = width - fixed - bar;
     if (label_cols < 0) label_cols = 0;
   }
-  size_t label_bytes = fit_columns(label, (size_t)label_cols);
+  size_t label_bytes = fit_columns(label, (size_t)label_cols, NULL);
   char cells[41];
   int filled = pct * bar / 100;
   for (int i = 0; i < bar; i++) cells[i] = i < filled ? '#' : '-';
