@@ -302,6 +302,32 @@ def body(c):
         p = subprocess.run([reel_binary(), "ls"], capture_output=True, text=True, env=env, timeout=30)
         c.check(p.returncode == 2 and "client.yaml:3: unknown key 'colour'" in p.stderr,
                 "an unknown key: file, line and key: %r" % p.stderr)
+
+    # g: over TLS the client speaks HTTP/2 (ALPN), the event stream and the download too
+    certs = tempfile.mkdtemp(prefix="certs-", dir=tmp)
+    subprocess.run(["bash", os.path.join(h.SOURCE_DIR, "scripts", "dev-cert.sh"), certs], check=True,
+                   capture_output=True)
+    tls_port = h.free_port()
+    with h.Reeld(service={"tls": {"cert_file": os.path.join(certs, "server.pem"),
+                                  "key_file": os.path.join(certs, "server-key.pem")}}, pipeline=pipeline) as r:
+        r.config["service"]["listen"] = ["127.0.0.1:%d" % r.port, "https://127.0.0.1:%d" % tls_port]
+        r.stop()
+        r.start()
+        out_path = os.path.join(tmp, "tls.mp4")
+        rc, out, err = run_reel(r, ["--cacert", os.path.join(certs, "ca.pem"), "submit", "over TLS", "--wait",
+                                    "-o", out_path], url="https://127.0.0.1:%d" % tls_port)
+        c.check(rc == 0 and os.path.exists(out_path) and open(out_path).read() == VIDEO,
+                "submit --wait over https (%d %r)" % (rc, err[-300:]))
+        routes = {}
+        for line in r.log_text().splitlines():
+            m = re.search(r'"route":"([^"]+)".*"protocol":"([^"]+)"', line)
+            if m:
+                routes.setdefault(m.group(1), set()).add(m.group(2))
+        for route in ("POST /v1/jobs", "GET /v1/jobs/{id}/events", "GET /v1/jobs/{id}/artifact",
+                      "GET /v1/files/{id}/{name}"):
+            c.eq(routes.get(route), {"HTTP/2"}, "%s went over HTTP/2" % route)
+        rc, out, err = run_reel(r, ["ls"], url="https://127.0.0.1:%d" % tls_port)
+        c.check(rc == 5 and "certificate" in err.lower(), "without the CA the certificate is refused: %r" % err)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
