@@ -64,9 +64,16 @@ void reel_client_set_tick(reel_client *c, reel_client_tick tick, void *ctx) {
 }
 
 void reel_client_redact_url(const char *url, char *out, size_t outlen) {
-  const char *q = strchr(url, '?');
-  if (q) snprintf(out, outlen, "%.*s?…", (int)(q - url), url);
-  else snprintf(out, outlen, "%s", url);
+  /* user:password@ in the authority goes too */
+  const char *scheme_end = strstr(url, "://");
+  const char *host = scheme_end ? scheme_end + 3 : url;
+  const char *path = host + strcspn(host, "/?#");
+  const char *at = memchr(host, '@', (size_t)(path - host));
+  int scheme_len = (int)(host - url);
+  const char *rest = at ? at + 1 : host;
+  const char *q = strchr(rest, '?');
+  int rest_len = q ? (int)(q - rest) : (int)strlen(rest);
+  snprintf(out, outlen, "%.*s%.*s%s", scheme_len, url, rest_len, rest, q ? "?…" : "");
 }
 
 void reel_client_response_free(reel_client_response *resp) {
@@ -324,7 +331,6 @@ int reel_client_download(reel_client *c, const char *url, const char *dest, char
   CURL *h = curl_easy_init();
   reel_client_response resp = {.retry_after_s = -1};
   transfer t = {.c = c, .resp = &resp, .file = f};
-  reel_buf_init(&t.body, 0);
   int result = -1;
   if (h) {
     c->curl_error[0] = '\0';

@@ -64,7 +64,7 @@ reel_stream_result reel_client_stream(reel_client *c, const char *path, const ch
  * renamed at the end. 0 or non-zero with a message in err. */
 int reel_client_download(reel_client *c, const char *url, const char *dest, char *err, size_t errlen);
 
-/* Writes url without its query ("https://h/p?…") for messages. */
+/* Writes url without its query or user:password ("https://h/p?…") for messages. */
 void reel_client_redact_url(const char *url, char *out, size_t outlen);
 
 #endif

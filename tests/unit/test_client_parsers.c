@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "client/client_config.h"
+#include "client/client_http.h"
 #include "client/progress_line.h"
 #include "client/sse_parser.h"
 #include "common/error.h"
@@ -180,7 +181,18 @@ static void test_config(void) {
   CHECK(reel_client_config_load(&cfg, &missing, err, sizeof err) != 0 && strstr(err, "c.yaml"));
 }
 
+static void test_redact_url(void) {
+  char out[256];
+  reel_client_redact_url("https://h:1/v1/files/j/v.mp4?expires=1&signature=abc", out, sizeof out);
+  CHECK(strcmp(out, "https://h:1/v1/files/j/v.mp4?…") == 0);
+  reel_client_redact_url("https://user:secret@h/p?x=1", out, sizeof out);
+  CHECK(strcmp(out, "https://h/p?…") == 0);
+  reel_client_redact_url("http://h:8000", out, sizeof out);
+  CHECK(strcmp(out, "http://h:8000") == 0);
+}
+
 int main(void) {
+  test_redact_url();
   test_sse();
   test_progress();
   test_config();
