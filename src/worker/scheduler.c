@@ -857,6 +857,8 @@ static reel_run *find_run(reel_scheduler *s, const char *job_id) {
   return NULL;
 }
 
+static void on_renew_tick(uv_timer_t *t);
+
 static void on_renew_done(reel_job_op *op, int result) {
   reel_scheduler *s = op->data;
   s->renew_in_flight = 0;
@@ -882,12 +884,20 @@ static void on_renew_done(reel_job_op *op, int result) {
   op->leases = NULL;
   op->n_leases = 0;
   reel_job_op_cleanup(op);
+  /* a slow store made us skip a tick: the next renewal goes now, not a whole
+   * period later, so one slow answer does not leave the lease short */
+  if (s->renew_again && !s->stopping) {
+    s->renew_again = 0;
+    on_renew_tick(&s->renew_timer);
+  }
   maybe_stopped(s);
 }
 
 static void on_renew_tick(uv_timer_t *t) {
   reel_scheduler *s = t->data;
+  if (s->renew_in_flight) s->renew_again = s->n_running > 0;
   if (s->renew_in_flight || s->n_running == 0) return;
+  s->renew_again = 0;
   s->renewing = calloc((size_t)s->n_running, sizeof *s->renewing);
   if (!s->renewing) return;
   int n = 0;

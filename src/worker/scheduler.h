@@ -42,6 +42,7 @@ typedef struct {
   reel_job_op renew_op;
   reel_job_lease *renewing;  /* the runs renew_op carries */
   int renew_in_flight;
+  int renew_again;           /* a renewal tick came while one was in flight: renew as soon as it ends */
   uint64_t renew_sent_at;    /* uv_now when the renewal in flight was sent */
   uint64_t claim_sent_at;    /* uv_now when the claim in flight was sent */
   int stopping;
