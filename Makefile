@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-asan
 
-.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols bench-footprint bench-scaleout clean
+.PHONY: all build run test test-asan deps test-deps bench bench-render bench-protocols bench-footprint bench-scaleout bench-events clean
 
 all: build
 
@@ -44,6 +44,9 @@ bench-footprint: build  # idle RSS per listener kind, against a Hypercorn worker
 
 bench-scaleout: build  # reel on PostgreSQL (api/worker roles) against FastAPI+SQLAlchemy and graphile-worker
 	bench/scaleout.sh
+
+bench-events: build  # SSE latency/memory per subscriber and webhook deliveries/s against FastAPI+Redis
+	bench/events.sh
 
 bench-render:  # builds build/reel-render itself (only that target)
 	bench/render.sh
