@@ -100,7 +100,7 @@ class Subs:
     """bench/lib/sse_subs: N event streams on one epoll loop."""
 
     def __init__(self, binary, port, path, n):
-        self.p = subprocess.Popen([binary, "127.0.0.1", str(port), path, TOKEN, str(n)], stdin=subprocess.PIPE,
+        self.p = subprocess.Popen((binary if isinstance(binary, list) else [binary]) + ["127.0.0.1", str(port), path, TOKEN, str(n)], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, bufsize=1)
         ready = self.p.stdout.readline().split()
         if not ready or ready[0] != "ready":

@@ -349,65 +349,77 @@ static void on_write(uv_write_t *w, int status) {
   finish_exchange(c, ex);
 }
 
-/* Sends what the exchange's streamed body has waiting, one write at a time:
- * a chunk, the last chunk once the body ended, or a close when it was
- * aborted (the client sees the body cut short and resumes). With nothing
+/* Sends what the exchange's streamed body has waiting: a chunk, the last
+ * chunk once the body ended, or a close when it was aborted (the client sees
+ * the body cut short and resumes). On plain TCP each piece is first tried
+ * with one write(2), so that a client that keeps up costs no write request,
+ * completion callback or poll change; what the socket does not take at once
+ * goes out as a write request whose completion pumps again. With nothing
  * waiting it returns; the stream's wake-up brings it back. */
 static void stream_pump(exchange *ex) {
   reel_http_connection *c = ex->conn;
   if (!c || c->closing || ex->writing) return;
-  reel_body_stream_state state = reel_body_stream_state_of(ex->stream);
-  if (state == REEL_BODY_STREAM_ABORTED) {
-    reel_log(REEL_LOG_INFO, "streamed response cut off", "{s:s, s:s}", "request_id", ex->req.request_id, "remote",
-             c->remote);
-    c->current = NULL;
-    conn_close(c);
-    exchange_free(ex);
-    return;
-  }
-  enum { FRAME = 16 }; /* "%zx\r\n" before, "\r\n" after */
-  if (!ex->chunk && !(ex->chunk = malloc(STREAM_CHUNK))) {
-    c->current = NULL;
-    conn_close(c);
-    exchange_free(ex);
-    return;
-  }
-  size_t room = STREAM_CHUNK - FRAME - 8, len = 0;
-  char *data = ex->chunk + FRAME;
-  size_t n = reel_body_stream_take(ex->stream, data, room);
-  if (n > 0 && ex->stream_chunked) {
-    char head[FRAME];
-    int h = snprintf(head, sizeof head, "%zx\r\n", n);
-    memcpy(data - h, head, (size_t)h);
-    data -= h;
-    memcpy(data + h + n, "\r\n", 2);
-    len = (size_t)h + n + 2;
-  } else {
-    len = n;
-  }
-  if (reel_body_stream_state_of(ex->stream) == REEL_BODY_STREAM_ENDED) {
-    ex->stream_last = 1;
-    if (ex->stream_chunked) {
-      if (n == 0) data = ex->chunk + FRAME;
-      memcpy(data + len, "0\r\n\r\n", 5);
-      len += 5;
+  for (;;) {
+    reel_body_stream_state state = reel_body_stream_state_of(ex->stream);
+    if (state == REEL_BODY_STREAM_ABORTED) {
+      reel_log(REEL_LOG_INFO, "streamed response cut off", "{s:s, s:s}", "request_id", ex->req.request_id,
+               "remote", c->remote);
+      goto fail;
     }
-  }
-  if (len == 0) {
-    if (ex->stream_last) finish_exchange(c, ex);
-    else arm_timer(c); /* waiting for bytes: no write deadline */
+    enum { FRAME = 16 }; /* "%zx\r\n" before, "\r\n" after */
+    if (!ex->chunk && !(ex->chunk = malloc(STREAM_CHUNK))) goto fail;
+    size_t room = STREAM_CHUNK - FRAME - 8, len = 0;
+    char *data = ex->chunk + FRAME;
+    size_t n = reel_body_stream_take(ex->stream, data, room);
+    if (n > 0 && ex->stream_chunked) {
+      char head[FRAME];
+      int h = snprintf(head, sizeof head, "%zx\r\n", n);
+      memcpy(data - h, head, (size_t)h);
+      data -= h;
+      memcpy(data + h + n, "\r\n", 2);
+      len = (size_t)h + n + 2;
+    } else {
+      len = n;
+    }
+    if (reel_body_stream_state_of(ex->stream) == REEL_BODY_STREAM_ENDED) {
+      ex->stream_last = 1;
+      if (ex->stream_chunked) {
+        if (n == 0) data = ex->chunk + FRAME;
+        memcpy(data + len, "0\r\n\r\n", 5);
+        len += 5;
+      }
+    }
+    if (len == 0) {
+      if (ex->stream_last) finish_exchange(c, ex);
+      else arm_timer(c); /* waiting for bytes: no write deadline */
+      return;
+    }
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    if (!c->tls) {
+      int sent = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      if (sent < 0 && sent != UV_EAGAIN) goto fail;
+      if (sent == (int)len) {
+        if (ex->stream_last) {
+          finish_exchange(c, ex);
+          return;
+        }
+        continue; /* more may be waiting */
+      }
+      if (sent > 0) b = uv_buf_init(data + sent, (unsigned)(len - (size_t)sent));
+    }
+    ex->write_req.data = ex;
+    ex->writing = 1;
+    arm_timer(c);
+    if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
+      ex->writing = 0;
+      goto fail;
+    }
     return;
   }
-  uv_buf_t b = uv_buf_init(data, (unsigned)len);
-  ex->write_req.data = ex;
-  ex->writing = 1;
-  arm_timer(c);
-  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
-    ex->writing = 0;
-    c->current = NULL;
-    conn_close(c);
-    exchange_free(ex);
-  }
+fail:
+  c->current = NULL;
+  conn_close(c);
+  exchange_free(ex);
 }
 
 static void on_output_timer(uv_timer_t *t);
