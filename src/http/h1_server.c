@@ -43,6 +43,8 @@ struct reel_http_connection {
   uv_timer_t timer;
   reel_http_server *srv;
   reel_http_connection *prev, *next;
+  reel_http_connection *output_next, *output_prev; /* in srv's output queue when output_queued */
+  int output_queued;
   reel_buf in;
   reel_h1_request parse;
   int parse_started;
@@ -111,6 +113,7 @@ static void conn_close(reel_http_connection *c);
 static void conn_try_parse(reel_http_connection *c);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void h2_pump(reel_http_connection *c);
+static void output_unlink(reel_http_connection *c);
 static int h2_choose(reel_http_connection *c);
 static void h2_received(reel_http_connection *c);
 static void conn_received(reel_http_connection *c, size_t before);
@@ -422,15 +425,14 @@ fail:
   exchange_free(ex);
 }
 
-static void on_output_timer(uv_timer_t *t);
+static void conn_wake_output(reel_http_connection *c);
 
-/* The streamed body has news: pump it on the next loop turn (never inside
+/* The streamed body has news: pump it on a later loop turn (never inside
  * the producer's call, which a close would re-enter). */
 static void stream_wake(void *ctx) {
   exchange *ex = ctx;
   reel_http_connection *c = ex->conn;
-  if (!c || c->closing) return;
-  uv_timer_start(&c->timer, on_output_timer, 0, 0);
+  if (c) conn_wake_output(c);
 }
 
 static void write_more(exchange *ex) {
@@ -685,6 +687,10 @@ static void conn_try_parse(reel_http_connection *c) {
 /* ---- connection lifecycle ---- */
 
 static void check_drained(reel_http_server *srv) {
+  if (srv->shutting_down && srv->n_connections == 0 && srv->output_idle_open) {
+    srv->output_idle_open = 0; /* nothing can be queued any more */
+    uv_close((uv_handle_t *)&srv->output_idle, NULL);
+  }
   if (srv->shutting_down && srv->n_connections == 0 && srv->on_drained) {
     void (*cb)(void *) = srv->on_drained;
     srv->on_drained = NULL;
@@ -746,6 +752,7 @@ static void conn_linger(reel_http_connection *c) {
 static void conn_close(reel_http_connection *c) {
   if (c->closing) return;
   c->closing = 1;
+  output_unlink(c);
   if (c->current) {
     exchange *ex = c->current;
     c->current = NULL;
@@ -831,6 +838,9 @@ void reel_http_server_init(reel_http_server *srv, uv_loop_t *loop, reel_http_han
   srv->header_timeout_ms = 10000;
   srv->idle_timeout_ms = 60000;
   srv->max_connections = 10000;
+  uv_idle_init(loop, &srv->output_idle);
+  srv->output_idle.data = srv;
+  srv->output_idle_open = 1;
 }
 
 int reel_http_server_listen(reel_http_server *srv, const char *address, int *port, char *err, size_t errlen) {
@@ -924,21 +934,51 @@ static void h2_pump(reel_http_connection *c) {
   if (c->h2_close_after_write || !reel_h2_session_want_io(c->h2)) conn_close(c);
 }
 
-/* Output that arrived from outside the connection's own callbacks (a late
- * response, a streamed body's news) is written on the next loop turn. */
-static void on_output_timer(uv_timer_t *t) {
-  reel_http_connection *c = t->data;
-  if (c->closing) return;
-  if (c->h2) h2_pump(c);
-  else if (c->current && c->current->stream) stream_pump(c->current);
-  if (!c->closing) arm_timer(c); /* a late response may start the session's send deadline */
+/* ---- the output queue ---- */
+
+/* At most this many queued connections write per loop turn; the rest wait
+ * for the next, after the loop has polled (new requests, acks) once. */
+#define OUTPUT_SLICE 256
+
+static void output_unlink(reel_http_connection *c) {
+  reel_http_server *srv = c->srv;
+  if (!c->output_queued) return;
+  if (c->output_prev) c->output_prev->output_next = c->output_next;
+  else srv->output_first = c->output_next;
+  if (c->output_next) c->output_next->output_prev = c->output_prev;
+  else srv->output_last = c->output_prev;
+  c->output_next = c->output_prev = NULL;
+  c->output_queued = 0;
 }
 
-static void h2_on_output(void *io) {
-  reel_http_connection *c = io;
-  if (c->closing) return;
-  uv_timer_start(&c->timer, on_output_timer, 0, 0);
+/* Writes what the first OUTPUT_SLICE queued connections have waiting. */
+static void on_output_idle(uv_idle_t *idle) {
+  reel_http_server *srv = idle->data;
+  for (int i = 0; i < OUTPUT_SLICE && srv->output_first; i++) {
+    reel_http_connection *c = srv->output_first; /* taken afresh: a pump may close others */
+    output_unlink(c);
+    if (c->closing) continue;
+    if (c->h2) h2_pump(c);
+    else if (c->current && c->current->stream) stream_pump(c->current);
+    if (!c->closing) arm_timer(c); /* a late response may start the session's send deadline */
+  }
+  if (!srv->output_first) uv_idle_stop(idle);
 }
+
+/* Queues c to write its news on a later loop turn (once, however often it
+ * is woken before then). */
+static void conn_wake_output(reel_http_connection *c) {
+  reel_http_server *srv = c->srv;
+  if (c->closing || c->output_queued || !srv->output_idle_open) return;
+  c->output_queued = 1;
+  c->output_prev = srv->output_last;
+  if (srv->output_last) srv->output_last->output_next = c;
+  else srv->output_first = c;
+  srv->output_last = c;
+  if (!uv_is_active((uv_handle_t *)&srv->output_idle)) uv_idle_start(&srv->output_idle, on_output_idle);
+}
+
+static void h2_on_output(void *io) { conn_wake_output(io); }
 
 /* Looks at the first bytes of a connection: the HTTP/2 preface switches it to
  * an HTTP/2 session, anything else stays HTTP/1.1. Returns nonzero while a

@@ -37,6 +37,12 @@ typedef struct {
   int n_listeners;
   reel_http_connection *connections; /* doubly linked list */
   int n_connections;
+  /* Connections with output that arrived from outside their own callbacks (a
+   * late response, a streamed body's news), written a slice per loop turn so
+   * that a fan-out to many streams never holds the loop for long. */
+  reel_http_connection *output_first, *output_last;
+  uv_idle_t output_idle;
+  int output_idle_open;
   int shutting_down;
   void (*on_drained)(void *data);    /* called once, when shut down and no connection is left */
   void *on_drained_data;
