@@ -61,7 +61,7 @@ def env_list(name, default):
 
 REEL_SUBS = env_list("BENCH_REEL_SUBS", "1,100,1000,10000")
 PEER_SUBS = env_list("BENCH_PEER_SUBS", "1,100,1000")
-EVENTS = env_int("BENCH_EVENTS", 100)            # measured events per cell
+EVENTS = env_int("BENCH_EVENTS", 200)            # measured events per cell
 WARM_EVENTS = env_int("BENCH_WARM_EVENTS", 10)   # sent first, not counted
 RATE = float(os.environ.get("BENCH_EVENTS_RATE", "10"))
 HOOK_SECONDS = env_int("BENCH_HOOK_SECONDS", 5)

@@ -11,7 +11,7 @@
 # See bench/README.md, "Events".
 #
 # Environment (all optional): BENCH_REELD (default build/reeld), BENCH_REEL_SUBS
-# (1,100,1000,10000), BENCH_PEER_SUBS (1,100,1000), BENCH_EVENTS (100 per cell),
+# (1,100,1000,10000), BENCH_PEER_SUBS (1,100,1000), BENCH_EVENTS (200 per cell),
 # BENCH_WARM_EVENTS (10), BENCH_EVENTS_RATE (10 per s), BENCH_HOOK_SECONDS (5),
 # BENCH_PEER_WORKERS (2), BENCH_ONLY (a comma list of reel,peer,a,b,c), BENCH_TIMEOUT (420 s).
 set -euo pipefail
