@@ -44,7 +44,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, BENCH)
-from scaleout import CpuWindow, Procs, free_port, say, wait_http  # noqa: E402
+sys.path.insert(0, os.path.join(BENCH, "lib"))
+from report import sh, version  # noqa: E402
+from scaleout import CpuWindow, Procs, children, free_port, print_log_tails, say, wait_http  # noqa: E402
 
 TOKEN = "bench-token-123456"
 PY = "/usr/bin/python3"
@@ -71,7 +73,6 @@ ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # reel,pe
 
 def rss_kib(pids):
     """Summed VmRSS (KiB) of these processes and their descendants."""
-    from scaleout import children
     total, todo, seen = 0, list(pids), set()
     while todo:
         p = todo.pop()
@@ -325,18 +326,7 @@ class Bench:
 
 
 def versions(reeld):
-    def sh(*argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    def pyv(m):
-        try:
-            import importlib.metadata as md
-            return md.version(m)
-        except Exception:
-            return None
+    pyv = version
     return {"reel_commit": sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD"),
             "reel_tree_dirty": bool(sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no")),
             "reeld": reeld, "redis": sh("redis-server", "--version"), "wrk": (sh("wrk", "-v").splitlines() or [""])[0],
@@ -423,11 +413,7 @@ def main():
                 b.results[f"c_{w}"] = b.webhooks(w, start)
                 b.stop_servers()
     except BaseException:
-        for f in sorted(os.listdir(work)):
-            if f.endswith(".log"):
-                with open(os.path.join(work, f), errors="replace") as fh:
-                    tail = fh.read()[-1500:]
-                print(f"--- {f} (end)\n{tail}", file=sys.stderr)
+        print_log_tails(work)
         raise
     finally:
         b.stop_servers()

@@ -20,22 +20,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python, where python3-fastapi & co. live
 TIMEOUT=${BENCH_TIMEOUT:-420}
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v cc >/dev/null || need+=(gcc libc6-dev)
+# shellcheck source=lib/need.sh
+. "$ROOT/bench/lib/need.sh"
+need_cmd wrk wrk
+need_cmd redis-server redis-server
+need_cmd redis-cli redis-tools
+need_cmd cc gcc libc6-dev
 [ -x "$PY" ] || need+=(python3)
-for m in fastapi:python3-fastapi uvicorn:python3-uvicorn uvloop:python3-uvloop httptools:python3-httptools \
-         redis:python3-redis httpx:python3-httpx; do
-  [ -x "$PY" ] && "$PY" -c "import ${m%%:*}" 2>/dev/null || need+=("${m#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
-  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need_py fastapi:python3-fastapi uvicorn:python3-uvicorn uvloop:python3-uvloop httptools:python3-httptools \
+        redis:python3-redis httpx:python3-httpx
+need_install
 
 REELD=${BENCH_REELD:-$ROOT/build/reeld}
 if [ ! -x "$REELD" ]; then

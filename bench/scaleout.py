@@ -37,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
 import pgserver  # noqa: E402
+sys.path.insert(0, os.path.join(BENCH, "lib"))
+from report import sh, version  # noqa: E402
 
 TOKEN = "bench-token-123456"
 PY = "/usr/bin/python3"
@@ -105,6 +107,15 @@ class Procs:
     def stop_all(self):
         for p in list(self.started):
             self.stop(p, grace=2.0)
+
+
+def print_log_tails(work):
+    """After a failure: the end of every server log the run left in work."""
+    for f in sorted(os.listdir(work)):
+        if f.endswith(".log"):
+            with open(os.path.join(work, f), errors="replace") as fh:
+                tail = fh.read()[-1500:]
+            print(f"--- {f} (end)\n{tail}", file=sys.stderr)
 
 
 def wait_http(url, proc, seconds=15, want=None):
@@ -537,19 +548,7 @@ class Bench:
 
 
 def versions(reeld):
-    def sh(*argv, cwd=None):
-        try:
-            return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    def pyv(m):
-        try:
-            import importlib.metadata as md
-            return md.version(m)
-        except Exception:
-            return None
-
+    pyv = version
     g = {}
     try:
         with open(os.path.join(BENCH, "peers", "graphile", "node_modules", "graphile-worker", "package.json")) as f:
@@ -680,11 +679,7 @@ def main():
             for n in (1, 3):
                 b.lifecycle_graphile(n)
     except BaseException:
-        for f in sorted(os.listdir(work)):
-            if f.endswith(".log"):
-                with open(os.path.join(work, f), errors="replace") as fh:
-                    tail = fh.read()[-1500:]
-                print(f"--- {f} (end)\n{tail}", file=sys.stderr)
+        print_log_tails(work)
         raise
     finally:
         b.procs.stop_all()

@@ -20,24 +20,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python, where python3-fastapi & co. live
 TIMEOUT=${BENCH_TIMEOUT:-420}
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v psql >/dev/null || need+=(postgresql-client)
+# shellcheck source=lib/need.sh
+. "$ROOT/bench/lib/need.sh"
+need_cmd wrk wrk
+need_cmd psql postgresql-client
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v cc >/dev/null || need+=(gcc libc6-dev)
-command -v node >/dev/null || need+=(nodejs)
-command -v npm >/dev/null || need+=(npm)
+need_cmd cc gcc libc6-dev
+need_cmd node nodejs
+need_cmd npm npm
 [ -x "$PY" ] || need+=(python3)
-for m in fastapi:python3-fastapi sqlalchemy:python3-sqlalchemy asyncpg:python3-asyncpg uvicorn:python3-uvicorn \
-         uvloop:python3-uvloop httptools:python3-httptools greenlet:python3-greenlet; do
-  [ -x "$PY" ] && "$PY" -c "import ${m%%:*}" 2>/dev/null || need+=("${m#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
-  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need_py fastapi:python3-fastapi sqlalchemy:python3-sqlalchemy asyncpg:python3-asyncpg uvicorn:python3-uvicorn \
+        uvloop:python3-uvloop httptools:python3-httptools greenlet:python3-greenlet
+need_install
 
 # graphile-worker, exactly as package-lock.json pins it
 G=$ROOT/bench/peers/graphile

@@ -327,6 +327,19 @@ static void finish_exchange(reel_http_connection *c, exchange *ex);
 static void write_more(exchange *ex);
 
 static void stream_pump(exchange *ex);
+static void on_write(uv_write_t *w, int status);
+
+/* Starts the exchange's one write in flight (b's bytes stay put until
+ * on_write); nonzero when the transport refused it. */
+static int exchange_write(exchange *ex, const uv_buf_t *b) {
+  reel_http_connection *c = ex->conn;
+  ex->write_req.data = ex;
+  ex->writing = 1;
+  arm_timer(c);
+  if (conn_write(c, &ex->write_req, b, 1, on_write) == 0) return 0;
+  ex->writing = 0;
+  return -1;
+}
 
 static void on_write(uv_write_t *w, int status) {
   exchange *ex = w->data;
@@ -410,13 +423,7 @@ static void stream_pump(exchange *ex) {
       }
       if (sent > 0) b = uv_buf_init(data + sent, (unsigned)(len - (size_t)sent));
     }
-    ex->write_req.data = ex;
-    ex->writing = 1;
-    arm_timer(c);
-    if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
-      ex->writing = 0;
-      goto fail;
-    }
+    if (exchange_write(ex, &b) != 0) goto fail;
     return;
   }
 fail:
@@ -444,13 +451,7 @@ static void write_more(exchange *ex) {
   ex->file_pos += got;
   ex->file_remaining -= got;
   uv_buf_t b = uv_buf_init(ex->chunk, (unsigned)got);
-  ex->write_req.data = ex;
-  ex->writing = 1;
-  arm_timer(c);
-  if (conn_write(c, &ex->write_req, &b, 1, on_write) != 0) {
-    ex->writing = 0;
-    goto fail;
-  }
+  if (exchange_write(ex, &b) != 0) goto fail;
   return;
 fail:
   /* the head promised more bytes than we can send: the only honest end is a close */
