@@ -46,15 +46,12 @@ BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, BENCH)
 sys.path.insert(0, os.path.join(BENCH, "lib"))
 from report import sh, version  # noqa: E402
-from scaleout import CpuWindow, Procs, children, free_port, print_log_tails, say, wait_http  # noqa: E402
+from submit_latency import percentile  # noqa: E402
+from scaleout import CpuWindow, Procs, children, env_int, free_port, print_log_tails, say, wait_http  # noqa: E402
 
 TOKEN = "bench-token-123456"
 PY = "/usr/bin/python3"
 HOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def env_int(name, default):
-    return int(os.environ.get(name, default))
 
 
 def env_list(name, default):
@@ -88,13 +85,6 @@ def rss_kib(pids):
             continue
         todo += children(p)
     return total
-
-
-def pct(values, q):
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q / 100.0 * len(values)))]
 
 
 class Subs:
@@ -256,15 +246,17 @@ class Bench:
                     from_sent.append((t - sent[job][0]) / 1e6)
                     from_ack.append((t - sent[job][1]) / 1e6)
                 post_ms = sorted((a - s) / 1e6 for s, a in sent.values())
+                from_ack.sort()
+                from_sent.sort()
                 cell.update({
                     "events": len(sent), "expected_pairs": subs.ok * len(sent), "received_pairs": len(pairs),
                     "missing_pairs": subs.ok * len(sent) - len(pairs),
-                    "p50_from_ack_ms": round(pct(from_ack, 50), 3) if from_ack else None,
-                    "p99_from_ack_ms": round(pct(from_ack, 99), 3) if from_ack else None,
-                    "p50_from_send_ms": round(pct(from_sent, 50), 3) if from_sent else None,
-                    "p99_from_send_ms": round(pct(from_sent, 99), 3) if from_sent else None,
+                    "p50_from_ack_ms": round(percentile(from_ack, 50), 3) if from_ack else None,
+                    "p99_from_ack_ms": round(percentile(from_ack, 99), 3) if from_ack else None,
+                    "p50_from_send_ms": round(percentile(from_sent, 50), 3) if from_sent else None,
+                    "p99_from_send_ms": round(percentile(from_sent, 99), 3) if from_sent else None,
                     "max_from_send_ms": round(max(from_sent), 3) if from_sent else None,
-                    "post_p50_ms": round(pct(post_ms, 50), 3)})
+                    "post_p50_ms": round(percentile(post_ms, 50), 3)})
             finally:
                 subs.close()
             print("    " + json.dumps(cell), file=sys.stderr, flush=True)
