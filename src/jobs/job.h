@@ -28,7 +28,9 @@ typedef struct {
   char id[32];                /* "job_" + 26 base32 chars */
   reel_job_status status;
   int progress;               /* 0..100 */
-  int priority;               /* higher runs first; 0 by default */
+  int priority;               /* higher runs first; 0 by default (the submitting client's priority) */
+  char client[64];            /* the client that submitted it (service.auth.clients name); "" for none */
+  char queue[64];             /* the queue it waits in (SPEC section 9); "default" unless a pipeline names one */
   char stage[64];             /* "" when none */
   char *prompt;
   int64_t created_ms, started_ms, finished_ms, updated_ms; /* 0 = unset */

@@ -54,6 +54,7 @@ typedef struct {
 typedef struct {
   int64_t id;
   char job_id[32];
+  char client[64];    /* the job's client: who may see the event besides admins */
   char type[24];      /* "job.created", "job.progress", ... */
   int64_t created_ms;
   char *data;         /* JSON text (heap) */
